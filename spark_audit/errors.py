@@ -1,0 +1,35 @@
+"""Exception types. Every error a user can cause says what was wrong and where."""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Base class for errors spark-audit raises on purpose (bad input, missing data)."""
+
+    exit_code = 2
+
+
+class SpecError(AuditError):
+    """An audit spec or contract file is invalid: names the file, key path and expectation."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
+        self.file = file
+        self.key = key
+        where = ""
+        if file:
+            where += f"{file}: "
+        if key:
+            where += f"{key}: "
+        super().__init__(f"{where}{message}")
+
+
+class DataError(AuditError):
+    """The data does not allow the audit: missing table or column, empty input."""
+
+
+class ReferenceError_(AuditError):
+    """A reference profile could not be found or read."""
+
+
+class TrackingError(AuditError):
+    """The MLflow tracking server could not be reached or refused a call."""

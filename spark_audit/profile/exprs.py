@@ -1,0 +1,207 @@
+"""Column statistics as Spark aggregate expressions, and their read-back into profiles.
+
+Every statistic of every column is an aggregate expression, so all of them run
+in one ``groupBy(...).agg(...)`` scan. Expressions are aliased
+``<prefix><column index>__<metric>`` so odd column names never reach SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from spark_audit.errors import DataError
+from spark_audit.profile.state import HLL_LG_K, Bins, ColumnProfile
+
+INF = float("inf")
+
+_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+_TIMESTAMP = (T.TimestampType, T.TimestampNTZType, T.DateType)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A column to profile: its name, the kind of statistics it gets, its Spark type."""
+
+    name: str
+    kind: str
+    dtype: str
+
+
+def kind_of(dtype: T.DataType) -> str | None:
+    if isinstance(dtype, T.BooleanType):
+        return "boolean"
+    if isinstance(dtype, _NUMERIC):
+        return "numeric"
+    if isinstance(dtype, _TIMESTAMP):
+        return "timestamp"
+    if isinstance(dtype, T.StringType):
+        return "categorical"
+    return None
+
+
+def resolve_columns(
+    schema: T.StructType, wanted: list[tuple[str, str | None]], *, source: str = "the table"
+) -> list[ColumnSpec]:
+    """Match requested (name, kind or None) pairs against ``schema``.
+
+    A missing column or an unprofilable type raises ``DataError`` naming it; a
+    kind override must make sense for the type (anything can be categorical).
+    """
+    by_name = {f.name: f for f in schema.fields}
+    out: list[ColumnSpec] = []
+    missing = [name for name, _ in wanted if name not in by_name]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(repr(m) for m in missing)} not found in {source}; "
+            f"it has: {', '.join(sorted(by_name))}"
+        )
+    for name, kind in wanted:
+        field = by_name[name]
+        natural = kind_of(field.dataType)
+        if kind is None:
+            if natural is None:
+                raise DataError(
+                    f"column {name!r} has type {field.dataType.simpleString()}, which cannot be profiled; "
+                    "supported: numeric, string, boolean, date, timestamp"
+                )
+            kind = natural
+        elif kind == "numeric" and natural != "numeric":
+            raise DataError(f"column {name!r} is {field.dataType.simpleString()}, it cannot be profiled as numeric")
+        elif kind in ("boolean", "timestamp") and natural != kind:
+            raise DataError(f"column {name!r} is {field.dataType.simpleString()}, not {kind}")
+        out.append(ColumnSpec(name, kind, field.dataType.simpleString()))
+    return out
+
+
+def _c(name: str) -> Column:
+    return F.col(f"`{name.replace('`', '``')}`")
+
+
+def finite(name: str) -> Column:
+    """The column as double with NaN and +/-inf turned into null."""
+    x = _c(name).cast("double")
+    return F.when(~F.isnan(x) & (F.abs(x) != F.lit(INF)), x)
+
+
+def column_exprs(
+    i: int, col: ColumnSpec, *, prefix: str, kll_k: int, bins: Bins | None
+) -> list[Column]:
+    p = f"{prefix}{i}__"
+    c = _c(col.name)
+    out = [
+        F.count(c).alias(p + "nn"),
+        F.hll_sketch_agg(F.when(c.isNotNull(), F.xxhash64(c)), HLL_LG_K).alias(p + "hll"),
+    ]
+    if col.kind == "numeric":
+        x = c.cast("double")
+        f = finite(col.name)
+        out += [
+            F.count_if(F.isnan(x)).alias(p + "nan"),
+            F.count_if(x == F.lit(INF)).alias(p + "pinf"),
+            F.count_if(x == F.lit(-INF)).alias(p + "ninf"),
+            F.count_if(x == 0).alias(p + "zeros"),
+            F.count(f).alias(p + "nf"),
+            F.avg(f).alias(p + "mean"),
+            F.var_pop(f).alias(p + "varp"),
+            F.min(f).alias(p + "min"),
+            F.max(f).alias(p + "max"),
+            F.kll_sketch_agg_double(f, kll_k).alias(p + "kll"),
+        ]
+        if bins is not None and bins.edges is not None:
+            # cumulative counts below each inner edge; the last bin is the rest
+            out += [F.count_if(f < F.lit(e)).alias(f"{p}lt{j}") for j, e in enumerate(bins.edges)]
+    elif col.kind == "categorical":
+        s = c.cast("string")
+        n = F.length(s)
+        out += [
+            F.count_if(s == "").alias(p + "empty"),
+            F.min(n).alias(p + "lmin"),
+            F.max(n).alias(p + "lmax"),
+            F.sum(n).alias(p + "lsum"),
+        ]
+        if bins is not None and bins.categories is not None:
+            out += [F.count_if(s == F.lit(v)).alias(f"{p}eq{j}") for j, v in enumerate(bins.categories)]
+    elif col.kind == "boolean":
+        out += [F.count_if(c).alias(p + "true"), F.count_if(~c).alias(p + "false")]
+    elif col.kind == "timestamp":
+        micros = F.unix_micros(c.cast("timestamp"))
+        out += [F.min(micros).alias(p + "tmin"), F.max(micros).alias(p + "tmax")]
+    return out
+
+
+def profile_exprs(
+    columns: list[ColumnSpec],
+    *,
+    prefix: str = "p__",
+    kll_k: int = 200,
+    bins: Mapping[str, Bins] | None = None,
+) -> list[Column]:
+    """All aggregate expressions for ``columns`` plus the group's row count."""
+    exprs = [F.count(F.lit(1)).alias(prefix + "rows")]
+    for i, col in enumerate(columns):
+        exprs += column_exprs(i, col, prefix=prefix, kll_k=kll_k, bins=(bins or {}).get(col.name))
+    return exprs
+
+
+def _bytes(v: Any) -> bytes | None:
+    return None if v is None else bytes(v)
+
+
+def column_from_row(
+    i: int, col: ColumnSpec, row: Mapping[str, Any], *, prefix: str, bins: Bins | None, rows: int
+) -> ColumnProfile:
+    p = f"{prefix}{i}__"
+    g = row.get
+    nn = int(g(p + "nn") or 0)
+    base: dict[str, Any] = dict(
+        name=col.name, kind=col.kind, dtype=col.dtype, count=rows, nulls=rows - nn, hll=_bytes(g(p + "hll"))
+    )
+    if col.kind == "numeric":
+        nf = int(g(p + "nf") or 0)
+        varp = g(p + "varp")
+        hist = None
+        if bins is not None and bins.edges is not None:
+            below = [int(g(f"{p}lt{j}") or 0) for j in range(len(bins.edges))]
+            cum = [0, *below, nf]
+            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:])), edges=bins.edges)
+        base.update(
+            nan=int(g(p + "nan") or 0), pos_inf=int(g(p + "pinf") or 0), neg_inf=int(g(p + "ninf") or 0),
+            zeros=int(g(p + "zeros") or 0), n_finite=nf, mean=g(p + "mean"),
+            m2=None if varp is None else float(varp) * nf, min=g(p + "min"), max=g(p + "max"),
+            kll=_bytes(g(p + "kll")), bins=hist,
+        )
+    elif col.kind == "categorical":
+        hist = None
+        if bins is not None and bins.categories is not None:
+            known = [int(g(f"{p}eq{j}") or 0) for j in range(len(bins.categories))]
+            hist = Bins(counts=(*known, nn - sum(known)), categories=bins.categories)
+        base.update(
+            empty=int(g(p + "empty") or 0), len_min=g(p + "lmin"), len_max=g(p + "lmax"),
+            len_sum=int(g(p + "lsum") or 0), bins=hist,
+        )
+    elif col.kind == "boolean":
+        base.update(n_true=int(g(p + "true") or 0), n_false=int(g(p + "false") or 0))
+    elif col.kind == "timestamp":
+        tmin, tmax = g(p + "tmin"), g(p + "tmax")
+        base.update(min=None if tmin is None else tmin / 1e6, max=None if tmax is None else tmax / 1e6)
+    return ColumnProfile(**base)
+
+
+def profiles_from_row(
+    columns: list[ColumnSpec],
+    row: Mapping[str, Any],
+    *,
+    prefix: str = "p__",
+    bins: Mapping[str, Bins] | None = None,
+) -> tuple[int, dict[str, ColumnProfile]]:
+    rows = int(row.get(prefix + "rows") or 0)
+    cols = {
+        col.name: column_from_row(i, col, row, prefix=prefix, bins=(bins or {}).get(col.name), rows=rows)
+        for i, col in enumerate(columns)
+    }
+    return rows, cols

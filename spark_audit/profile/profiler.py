@@ -1,0 +1,166 @@
+"""Profile a DataFrame per (window, slice, model version) group in one aggregation.
+
+The scan: one ``groupBy(window, slices, model_version).agg(...)`` with every
+column's expressions (plus whatever extra expressions the caller adds, such as
+contract rules or quality metrics, so they share the scan). Exact top-k of
+categorical columns is the only other pass: one grouped count over all
+categorical columns at once. Coarser groups (all slices of a window) are merged
+from the finest ones in Python, not rescanned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_audit.profile.exprs import ColumnSpec, _c, profile_exprs, profiles_from_row
+from spark_audit.profile.state import Bins, GroupKey, TableProfile, merge_all
+
+W_START = "__sa_window_start"
+W_END = "__sa_window_end"
+MODEL_VERSION = "__sa_model_version"
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How rows are grouped: time windows, slice columns, model version."""
+
+    timestamp_column: str | None = None
+    window: str | None = None  # a Spark interval such as "1 day" or "6 hours"
+    slices: tuple[str, ...] = ()
+    model_version_column: str | None = None
+    model_version: str | None = None  # the label when there is no model version column
+
+    def columns(self) -> list[str]:
+        out = [W_START, W_END] if self.window and self.timestamp_column else []
+        return out + list(self.slices) + [MODEL_VERSION]
+
+
+@dataclass
+class GroupResult:
+    """One group's profile, and the raw aggregated row for other plans to read."""
+
+    key: GroupKey
+    profile: TableProfile
+    row: dict[str, Any] = field(default_factory=dict)
+    children: list[GroupResult] = field(default_factory=list)  # finest groups merged into this one
+
+
+def with_group_columns(df: DataFrame, grouping: Grouping) -> DataFrame:
+    if grouping.window and grouping.timestamp_column:
+        w = F.window(_c(grouping.timestamp_column), grouping.window)
+        df = df.where(_c(grouping.timestamp_column).isNotNull())
+        df = df.withColumn(W_START, w.start).withColumn(W_END, w.end)
+    if grouping.model_version_column:
+        mv: Column = _c(grouping.model_version_column).cast("string")
+    else:
+        mv = F.lit(grouping.model_version).cast("string")
+    return df.withColumn(MODEL_VERSION, mv)
+
+
+def _iso(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return str(v)
+
+
+def _slice_label(grouping: Grouping, row: Mapping[str, Any]) -> str | None:
+    if not grouping.slices:
+        return None
+    return ",".join(f"{s}={row[s]}" for s in grouping.slices)
+
+
+def top_k_counts(
+    df: DataFrame, columns: list[ColumnSpec], group_cols: list[str], k: int
+) -> dict[tuple, dict[str, dict[str, int]]]:
+    """Exact top-k values per group and categorical column, in one grouped pass.
+
+    Values of all categorical columns are exploded into (column index, value)
+    pairs and counted together; only the k most frequent per group and column
+    reach the driver, so a million-category column costs a shuffle, not memory.
+    """
+    cats = [(i, c) for i, c in enumerate(columns) if c.kind == "categorical"]
+    if not cats or k <= 0:
+        return {}
+    pairs = F.explode(
+        F.array(*[F.struct(F.lit(i).alias("ci"), _c(c.name).cast("string").alias("v")) for i, c in cats])
+    )
+    counted = (
+        df.select(*[F.col(g) for g in group_cols], pairs.alias("kv"))
+        .select(*group_cols, "kv.ci", "kv.v")
+        .where(F.col("v").isNotNull())
+        .groupBy(*group_cols, "ci", "v")
+        .count()
+    )
+    rank = F.row_number().over(
+        Window.partitionBy(*[F.col(g) for g in group_cols], F.col("ci")).orderBy(F.desc("count"), F.asc("v"))
+    )
+    top = counted.withColumn("rk", rank).where(F.col("rk") <= k).collect()
+    out: dict[tuple, dict[str, dict[str, int]]] = {}
+    for r in top:
+        gk = tuple(r[g] for g in group_cols)
+        name = columns[r["ci"]].name
+        out.setdefault(gk, {}).setdefault(name, {})[r["v"]] = int(r["count"])
+    return out
+
+
+def profile_groups(
+    df: DataFrame,
+    columns: list[ColumnSpec],
+    grouping: Grouping,
+    *,
+    bins: Mapping[str, Bins] | None = None,
+    top_k: int = 20,
+    kll_k: int = 200,
+    extra_exprs: Iterable[Column] = (),
+) -> list[GroupResult]:
+    """Profile every finest group (window x slice values x model version)."""
+    schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
+    grouped = with_group_columns(df, grouping)
+    group_cols = grouping.columns()
+    exprs = profile_exprs(columns, kll_k=kll_k, bins=bins) + list(extra_exprs)
+    rows = [r.asDict() for r in grouped.groupBy(*group_cols).agg(*exprs).collect()]
+    tops = top_k_counts(grouped, columns, group_cols, top_k)
+    results = []
+    for row in rows:
+        n, cols = profiles_from_row(columns, row, bins=bins)
+        gk = tuple(row[g] for g in group_cols)
+        for name, values in tops.get(gk, {}).items():
+            cols[name] = replace(cols[name], top=values, top_k=top_k)
+        for name, c in cols.items():
+            if c.kind == "categorical" and not c.top_k:
+                cols[name] = replace(c, top_k=top_k)
+        key = GroupKey(
+            window_start=_iso(row.get(W_START)),
+            window_end=_iso(row.get(W_END)),
+            slice=_slice_label(grouping, row),
+            model_version=row.get(MODEL_VERSION),
+        )
+        results.append(GroupResult(key=key, profile=TableProfile(key, n, cols, schema), row=row))
+    results.sort(key=lambda r: (r.key.window_start or "", r.key.model_version or "", r.key.slice or ""))
+    return results
+
+
+def overall_groups(results: list[GroupResult]) -> list[GroupResult]:
+    """Merge slices into one profile per (window, model version): no rescan."""
+    by: dict[tuple, list[GroupResult]] = {}
+    for r in results:
+        by.setdefault((r.key.window_start, r.key.window_end, r.key.model_version), []).append(r)
+    out = []
+    for (ws, we, mv), members in by.items():
+        key = GroupKey(window_start=ws, window_end=we, slice=None, model_version=mv)
+        if len(members) == 1 and members[0].key.slice is None:
+            out.append(members[0])
+            continue
+        merged = merge_all((m.profile for m in members), key=key)
+        out.append(GroupResult(key=key, profile=merged, row={}, children=members))
+    out.sort(key=lambda r: (r.key.window_start or "", r.key.model_version or ""))
+    return out

@@ -1,0 +1,371 @@
+"""The audit spec: one YAML file per audit, parsed into typed, validated objects.
+
+Every error names the file, the key path and what was expected, and is raised
+before any Spark job starts. Relative paths are taken relative to the current
+working directory (where the scheduler starts the job).
+
+Example (see ``conf/churn_audit.yaml`` for every key)::
+
+    name: churn-audit
+    source: {path: data/churn_features, timestamp_column: event_ts}
+    window: {size: 1 day}
+    model: {name: churn, version: "3"}
+    features: [age, {name: plan, kind: categorical}]
+    reference: {uri: "models:/churn/3"}
+    output: {path: audit-results}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spark_audit.errors import SpecError
+
+KINDS = ("numeric", "categorical", "boolean", "timestamp")
+STAT_NAMES = ("psi", "js", "hellinger", "tv", "linf", "chi2", "ks", "wasserstein")
+_INTERVAL = re.compile(r"^\s*\d+\s+(second|minute|hour|day|week)s?\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    path: str | None = None
+    table: str | None = None
+    version: int | None = None
+    timestamp_column: str | None = None
+    where: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.table or str(self.path)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    size: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    version_column: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftOverride:
+    statistic: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: str | None = None
+    drift: DriftOverride = field(default_factory=DriftOverride)
+    importance: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    uri: str | None = None  # runs:/<id>, models:/name/version, models:/name@alias; None = the model above
+    start: datetime | None = None  # the rows `reference build` profiles
+    end: datetime | None = None
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    bins: int = 10
+    statistics: tuple[str, ...] = ("psi", "js")
+    share_threshold: float = 0.5
+    consecutive: bool = True
+    # critical drift: a distance >= threshold x critical_factor, or a test's p-value below
+    # threshold / 10**critical_factor (p = 0.0005 for the default 0.05 and 2)
+    critical_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    top_k: int = 20
+    kll_k: int = 200
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    path: str | None = None  # folder of Delta tables
+    database: str | None = None  # or metastore / Unity Catalog schema ("catalog.schema")
+
+
+@dataclass(frozen=True)
+class MlflowSpec:
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    experiment: str = "spark-audit"
+    artifact_location: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    name: str
+    source: SourceSpec
+    features: tuple[FeatureSpec, ...]
+    output: OutputSpec
+    window: WindowSpec = field(default_factory=WindowSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    slices: tuple[str, ...] = ()
+    reference: ReferenceSpec = field(default_factory=ReferenceSpec)
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    profile: ProfileSpec = field(default_factory=ProfileSpec)
+    mlflow: MlflowSpec = field(default_factory=MlflowSpec)
+    contract: str | None = None
+    file: str | None = None
+
+    def spec_hash(self) -> str:
+        """A short, stable hash of what the audit computes (not where it was loaded from)."""
+        d = asdict(self)
+        d.pop("file", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def reference_uri(self) -> str:
+        if self.reference.uri:
+            return self.reference.uri
+        if self.model.name and self.model.version:
+            return f"models:/{self.model.name}/{self.model.version}"
+        if self.model.name and self.model.alias:
+            return f"models:/{self.model.name}@{self.model.alias}"
+        raise SpecError(
+            "no reference: set reference.uri or model.name with model.version or model.alias",
+            file=self.file, key="reference",
+        )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _join(key: str, k: str) -> str:
+    return f"{key}.{k}" if key else str(k)
+
+
+class _Reader:
+    def __init__(self, file: str | None):
+        self.file = file
+
+    def fail(self, key: str, msg: str) -> SpecError:
+        return SpecError(msg, file=self.file, key=key)
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping with keys {', '.join(allowed)}, got {type(value).__name__}")
+        for k in value:
+            if k not in allowed:
+                raise self.fail(
+                    _join(key, k),
+                    f"unknown key; expected one of: {', '.join(allowed)}",
+                )
+        for k in required:
+            if value.get(k) in (None, ""):
+                raise self.fail(_join(key, k), "is required")
+        return value
+
+    def str_(self, d: dict, k: str, key: str, default: str | None = None) -> str | None:
+        v = d.get(k, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise self.fail(_join(key, k), f"expected a string, got {type(v).__name__}")
+        return str(v)
+
+    def int_(self, d: dict, k: str, key: str, default: int | None, lo: int | None = None, hi: int | None = None):
+        v = d.get(k, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(_join(key, k), f"expected an integer, got {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.fail(_join(key, k), f"expected an integer in [{lo}, {hi}], got {v}")
+        return v
+
+    def float_(self, d: dict, k: str, key: str, default: float | None, lo: float | None = None):
+        v = d.get(k, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(_join(key, k), f"expected a number, got {v!r}")
+        if lo is not None and v < lo:
+            raise self.fail(_join(key, k), f"expected a number >= {lo}, got {v}")
+        return float(v)
+
+    def bool_(self, d: dict, k: str, key: str, default: bool) -> bool:
+        v = d.get(k, default)
+        if not isinstance(v, bool):
+            raise self.fail(_join(key, k), f"expected true or false, got {v!r}")
+        return v
+
+    def time(self, d: dict, k: str, key: str) -> datetime | None:
+        v = d.get(k)
+        if v is None:
+            return None
+        if isinstance(v, datetime):
+            dt = v
+        else:
+            try:
+                dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+            except ValueError:
+                raise self.fail(_join(key, k), f"expected an ISO-8601 date or time, got {v!r}") from None
+        if not isinstance(dt, datetime):
+            dt = datetime(dt.year, dt.month, dt.day)
+        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+    def str_list(self, value: Any, key: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "expected a list of names")
+        return tuple(value)
+
+
+def _date_values(v: Any) -> Any:
+    # yaml turns 2024-01-01 into a date; accept it as midnight UTC
+    from datetime import date
+
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+    if isinstance(v, dict):
+        return {k: _date_values(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_date_values(x) for x in v]
+    return v
+
+
+def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
+    r = _Reader(file)
+    data = _date_values(data)
+    top = r.mapping(
+        data, "",
+        ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
+         "output", "mlflow", "contract"),
+        required=("name", "source", "features", "output"),
+    )
+    s = r.mapping(top["source"], "source", ("path", "table", "version", "timestamp_column", "where"))
+    if bool(s.get("path")) == bool(s.get("table")):
+        raise r.fail("source", "set exactly one of source.path (a Delta folder) or source.table (a table name)")
+    source = SourceSpec(
+        path=r.str_(s, "path", "source"), table=r.str_(s, "table", "source"),
+        version=r.int_(s, "version", "source", None, lo=0),
+        timestamp_column=r.str_(s, "timestamp_column", "source"), where=r.str_(s, "where", "source"),
+    )
+    w = r.mapping(top.get("window"), "window", ("size", "start", "end"))
+    size = r.str_(w, "size", "window")
+    if size is not None and not _INTERVAL.match(size):
+        raise r.fail("window.size", f"expected an interval like '1 day' or '6 hours', got {size!r}")
+    if size and not source.timestamp_column:
+        raise r.fail("window.size", "windows need source.timestamp_column")
+    window = WindowSpec(size=size, start=r.time(w, "start", "window"), end=r.time(w, "end", "window"))
+    if window.start and window.end and window.start >= window.end:
+        raise r.fail("window.end", "must be after window.start")
+
+    m = r.mapping(top.get("model"), "model", ("name", "version", "alias", "version_column"))
+    model = ModelSpec(
+        name=r.str_(m, "name", "model"), version=r.str_(m, "version", "model"),
+        alias=r.str_(m, "alias", "model"), version_column=r.str_(m, "version_column", "model"),
+    )
+    if model.version and model.alias:
+        raise r.fail("model", "set model.version or model.alias, not both")
+
+    feats = top["features"]
+    if not isinstance(feats, list) or not feats:
+        raise r.fail("features", "expected a non-empty list of column names or {name: ..., kind: ...} mappings")
+    features = []
+    seen: set[str] = set()
+    for i, f in enumerate(feats):
+        key = f"features[{i}]"
+        if isinstance(f, str):
+            f = {"name": f}
+        fd = r.mapping(f, key, ("name", "kind", "drift", "importance"), required=("name",))
+        kind = r.str_(fd, "kind", key)
+        if kind is not None and kind not in KINDS:
+            raise r.fail(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+        dd = r.mapping(fd.get("drift"), f"{key}.drift", ("statistic", "threshold"))
+        stat = r.str_(dd, "statistic", f"{key}.drift")
+        if stat is not None and stat not in STAT_NAMES:
+            raise r.fail(f"{key}.drift.statistic", f"expected one of {', '.join(STAT_NAMES)}, got {stat!r}")
+        name = str(fd["name"])
+        if name in seen:
+            raise r.fail(f"{key}.name", f"column {name!r} is listed twice")
+        seen.add(name)
+        features.append(FeatureSpec(
+            name=name, kind=kind,
+            drift=DriftOverride(stat, r.float_(dd, "threshold", f"{key}.drift", None, lo=0.0)),
+            importance=r.float_(fd, "importance", key, 1.0, lo=0.0) or 0.0,
+        ))
+
+    ref = r.mapping(top.get("reference"), "reference", ("uri", "start", "end", "where"))
+    uri = r.str_(ref, "uri", "reference")
+    if uri is not None and not re.match(r"^(runs:/[^/]+|models:/[^/@]+(/\d+|@[\w-]+)|file:/.+|/.+\.json)", uri):
+        raise r.fail("reference.uri", "expected runs:/<run_id>, models:/<name>/<version>, models:/<name>@<alias> "
+                                      f"or a path to a profile .json, got {uri!r}")
+    reference = ReferenceSpec(uri=uri, start=r.time(ref, "start", "reference"), end=r.time(ref, "end", "reference"),
+                              where=r.str_(ref, "where", "reference"))
+
+    d = r.mapping(top.get("drift"), "drift", ("bins", "statistics", "share_threshold", "consecutive",
+                                              "critical_factor"))
+    stats = r.str_list(d.get("statistics", list(DriftSpec.statistics)), "drift.statistics")
+    for st in stats:
+        if st not in STAT_NAMES:
+            raise r.fail("drift.statistics", f"unknown statistic {st!r}; expected any of {', '.join(STAT_NAMES)}")
+    drift = DriftSpec(
+        bins=r.int_(d, "bins", "drift", 10, lo=2, hi=1000) or 10, statistics=stats,
+        share_threshold=r.float_(d, "share_threshold", "drift", 0.5, lo=0.0) or 0.0,
+        consecutive=r.bool_(d, "consecutive", "drift", True),
+        critical_factor=r.float_(d, "critical_factor", "drift", 2.0, lo=1.0) or 2.0,
+    )
+    p = r.mapping(top.get("profile"), "profile", ("top_k", "kll_k"))
+    profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
+                          kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200)
+    o = r.mapping(top["output"], "output", ("path", "database"))
+    if bool(o.get("path")) == bool(o.get("database")):
+        raise r.fail("output", "set exactly one of output.path (a folder for Delta tables) or output.database")
+    output = OutputSpec(path=r.str_(o, "path", "output"), database=r.str_(o, "database", "output"))
+    ml = r.mapping(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location"))
+    mlflow = MlflowSpec(
+        tracking_uri=r.str_(ml, "tracking_uri", "mlflow"), registry_uri=r.str_(ml, "registry_uri", "mlflow"),
+        experiment=r.str_(ml, "experiment", "mlflow", "spark-audit") or "spark-audit",
+        artifact_location=r.str_(ml, "artifact_location", "mlflow"),
+    )
+    slices = r.str_list(top.get("slices"), "slices")
+    return AuditSpec(
+        name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
+        model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
+        contract=r.str_(top, "contract", ""), file=file,
+    )
+
+
+def load_spec(path: str | Path) -> AuditSpec:
+    """Read and validate an audit spec YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read audit spec: {e.strerror}", file=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"malformed YAML{where}: {getattr(e, 'problem', e)}", file=str(p)) from None
+    return parse_spec(data, file=str(p))

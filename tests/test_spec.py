@@ -1,0 +1,93 @@
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from spark_audit.errors import SpecError
+from spark_audit.spec import load_spec, parse_spec
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+MINIMAL = {
+    "name": "a",
+    "source": {"path": "/data/t", "timestamp_column": "ts"},
+    "features": ["x", {"name": "c", "kind": "categorical"}],
+    "output": {"path": "/out"},
+}
+
+
+def test_example_spec_loads_with_every_key():
+    spec = load_spec(CONF / "churn_audit.yaml")
+    assert spec.name == "churn-audit"
+    assert spec.window.size == "1 day"
+    assert spec.window.start == datetime(2026, 1, 8, tzinfo=timezone.utc)
+    assert [f.name for f in spec.features][:3] == ["age", "tenure_months", "monthly_charges"]
+    assert spec.features[2].drift.statistic == "psi" and spec.features[2].drift.threshold == 0.2
+    assert spec.features[2].importance == 2.0
+    assert spec.slices == ("country",)
+    assert spec.reference_uri() == "models:/spark-audit-demo-churn/1"
+
+
+def test_minimal_spec_defaults():
+    spec = parse_spec(MINIMAL)
+    assert spec.drift.bins == 10 and spec.drift.statistics == ("psi", "js")
+    assert spec.features[0].kind is None and spec.features[1].kind == "categorical"
+    assert spec.profile.top_k == 20
+
+
+def test_spec_hash_is_stable_and_sensitive():
+    a, b = parse_spec(MINIMAL), parse_spec(dict(MINIMAL))
+    assert a.spec_hash() == b.spec_hash()
+    changed = parse_spec({**MINIMAL, "drift": {"bins": 20}})
+    assert changed.spec_hash() != a.spec_hash()
+
+
+@pytest.mark.parametrize(
+    "patch, key, words",
+    [
+        ({"sauce": 1}, "sauce", "unknown key"),
+        ({"source": {"path": "/t", "timestamp_colum": "ts"}}, "source.timestamp_colum", "unknown key"),
+        ({"source": {"path": "/t", "table": "x.y"}}, "source", "exactly one"),
+        ({"features": []}, "features", "non-empty list"),
+        ({"features": [{"name": "x", "kind": "numberish"}]}, "features[0].kind", "expected one of"),
+        ({"features": ["x", "x"]}, "features[1].name", "listed twice"),
+        ({"features": [{"name": "x", "drift": {"statistic": "kl"}}]}, "features[0].drift.statistic", "psi"),
+        ({"window": {"size": "daily"}}, "window.size", "interval"),
+        ({"window": {"size": "1 day", "start": "2026-02-01", "end": "2026-01-01"}}, "window.end", "after"),
+        ({"drift": {"bins": 1}}, "drift.bins", "[2, 1000]"),
+        ({"drift": {"statistics": ["psi", "kl"]}}, "drift.statistics", "kl"),
+        ({"reference": {"uri": "s3://bucket/x"}}, "reference.uri", "models:/"),
+        ({"model": {"name": "m", "version": "1", "alias": "prod"}}, "model", "not both"),
+        ({"output": {}}, "output", "exactly one"),
+    ],
+)
+def test_errors_name_the_key_path(patch, key, words):
+    with pytest.raises(SpecError) as e:
+        parse_spec({**MINIMAL, **patch}, file="audit.yaml")
+    assert f"audit.yaml: {key}: " in str(e.value)
+    assert words in str(e.value)
+
+
+def test_missing_required_key():
+    data = dict(MINIMAL)
+    del data["output"]
+    with pytest.raises(SpecError, match="output: is required"):
+        parse_spec(data)
+
+
+def test_malformed_yaml_reports_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: a\nsource: {path: /t\nfeatures: [x]\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    assert str(p) in str(e.value) and "malformed YAML at line" in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(SpecError, match="cannot read audit spec"):
+        load_spec("/nonexistent/audit.yaml")
+
+
+def test_no_reference_anywhere_is_an_error():
+    with pytest.raises(SpecError, match="no reference"):
+        parse_spec(MINIMAL).reference_uri()
