@@ -1,0 +1,1 @@
+"""Drift: pure statistics over profiles (``stats``) and profile comparison (``compare``)."""
