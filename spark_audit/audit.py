@@ -1,0 +1,427 @@
+"""Orchestration: build a reference, run an audit, write results, log to MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from spark_audit import store
+from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
+from spark_audit.errors import DataError
+from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
+from spark_audit.profile.exprs import ColumnSpec
+from spark_audit.profile.state import Bins, GroupKey
+from spark_audit.progress import QUIET, Progress
+from spark_audit.reference import (
+    TAG_REF_RUN,
+    LoadedReference,
+    ensure_experiment,
+    load_reference,
+    log_profile_artifact,
+    mlflow_client,
+    resolve_model_version,
+)
+from spark_audit.source import read_source
+from spark_audit.spec import AuditSpec
+
+SEVERITIES = ("info", "warning", "error", "critical")
+EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
+# increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
+MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    kind: str  # drift, dataset_drift, missing, schema, empty
+    message: str
+    column: str | None = None
+    window_start: str | None = None
+    slice: str | None = None
+    model_version: str | None = None
+
+
+@dataclass
+class AuditResult:
+    audit_key: str
+    audit_run_id: str
+    source_version: int
+    groups: list[GroupResult]
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    dataset: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    mlflow_run_id: str | None = None
+
+    @property
+    def worst_severity(self) -> str | None:
+        found = [f.severity for f in self.findings]
+        return max(found, key=SEVERITIES.index) if found else None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CRITICAL if self.worst_severity in ("error", "critical") else EXIT_OK
+
+
+def _features(spec: AuditSpec) -> list[tuple[str, str | None]]:
+    return [(f.name, f.kind) for f in spec.features]
+
+
+def _model_version_label(spec: AuditSpec, client=None) -> str | None:
+    if spec.model.version:
+        return spec.model.version
+    if spec.model.alias and spec.model.name and client is not None:
+        return str(resolve_model_version(client, spec.model.name, None, spec.model.alias).version)
+    return None
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def profile_reference(
+    spark: SparkSession, spec: AuditSpec, *, progress: Progress = QUIET, model_version: str | None = None
+) -> tuple[TableProfile, int]:
+    """Profile the reference rows: one pass for the states, one for exact bin counts."""
+    with progress.phase(f"reading reference rows of {spec.source.display}"):
+        df, version = read_source(
+            spark, spec.source, start=spec.reference.start, end=spec.reference.end, where=spec.reference.where
+        )
+        columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+    grouping = Grouping(slices=spec.slices, model_version=model_version)
+    with progress.phase("profiling reference"):
+        first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
+                                              kll_k=spec.profile.kll_k))
+        if not first or first[0].profile.row_count == 0:
+            raise DataError(f"the reference selection of {spec.source.display!r} has no rows")
+        base = first[0]
+        bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
+        exact = overall_groups(profile_groups(df, columns, grouping, bins=bins, top_k=0, kll_k=spec.profile.kll_k))
+    key = GroupKey(
+        window_start=_iso(spec.reference.start), window_end=_iso(spec.reference.end), model_version=model_version
+    )
+
+    def with_top(p: TableProfile, top_from: TableProfile) -> TableProfile:
+        cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
+                for n, c in p.columns.items()}
+        return replace(p, columns=cols)
+
+    top_by_slice = {c.key.slice: c.profile for c in base.children}
+    slices = {c.key.slice: with_top(c.profile, top_by_slice[c.key.slice]) for c in exact[0].children
+              if c.key.slice is not None}
+    profile = replace(with_top(exact[0].profile, base.profile), key=key, slices=slices)
+    return profile, version
+
+
+def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress = QUIET) -> tuple[str, TableProfile]:
+    """Profile the reference rows and log them as an MLflow artifact; returns (run id, profile)."""
+    client = mlflow_client(spec.mlflow)
+    mv = None
+    if spec.model.name and (spec.model.version or spec.model.alias):
+        mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
+    profile, version = profile_reference(spark, spec, progress=progress, model_version=mv.version if mv else None)
+    with progress.phase("logging reference to MLflow"):
+        exp_id = ensure_experiment(client, spec.mlflow)
+        tags = {
+            "spark_audit.kind": "reference", "spark_audit.audit": spec.name,
+            "spark_audit.source": spec.source.display, "spark_audit.source_version": str(version),
+            "mlflow.runName": f"reference {spec.name}",
+        }
+        if mv is not None:
+            tags.update({"model_name": mv.name, "model_version": str(mv.version)})
+        run = client.create_run(exp_id, tags=tags)
+        run_id = run.info.run_id
+        try:
+            log_profile_artifact(client, run_id, profile)
+            for name, col in profile.columns.items():
+                for metric in ("null_fraction", "mean", "std"):
+                    v = col.summary().get(metric)
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        client.log_metric(run_id, f"reference.{metric}.{name}", float(v))
+            client.log_metric(run_id, "reference.rows", profile.row_count)
+            if mv is not None:
+                client.set_model_version_tag(mv.name, mv.version, TAG_REF_RUN, run_id)
+        except Exception:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+    progress.note(f"reference logged: runs:/{run_id} ({profile.row_count} rows)")
+    return run_id, profile
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _iso(v: datetime | None) -> str | None:
+    if v is None:
+        return None
+    return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _ts(v: str | None) -> datetime | None:
+    return None if v is None else datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+
+def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end: datetime | None) -> str:
+    raw = "|".join([spec.name, spec.spec_hash(), spec.source.display, str(source_version), str(start), str(end)])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def reference_checks(ref: TableProfile, cur: GroupResult, columns: list[ColumnSpec]) -> list[Finding]:
+    """Pipeline-bug checks against the reference: missing share jumps, schema changes."""
+    out: list[Finding] = []
+    k = cur.key
+    ref_types = dict(ref.schema)
+    cur_types = dict(cur.profile.schema)
+    for c in columns:
+        if c.name in ref_types and ref_types[c.name] != cur_types.get(c.name):
+            out.append(Finding("critical", "schema", f"type changed from {ref_types[c.name]} to "
+                               f"{cur_types.get(c.name)}", c.name, k.window_start, k.slice, k.model_version))
+        rc, cc = ref.columns.get(c.name), cur.profile.columns[c.name]
+        if rc is None or cc.count == 0:
+            continue
+        missing_ref = (rc.nulls + rc.nan + rc.pos_inf + rc.neg_inf) / rc.count if rc.count else 0.0
+        missing_cur = (cc.nulls + cc.nan + cc.pos_inf + cc.neg_inf) / cc.count
+        delta = missing_cur - missing_ref
+        if delta >= MISSING_WARN:
+            sev = "critical" if delta >= MISSING_CRITICAL else "warning"
+            detail = f"nulls {cc.nulls}, NaN {cc.nan}, inf {cc.pos_inf + cc.neg_inf} of {cc.count} rows"
+            out.append(Finding(sev, "missing", f"missing share {missing_cur:.1%} vs {missing_ref:.1%} in the "
+                               f"reference ({detail})", c.name, k.window_start, k.slice, k.model_version))
+    return out
+
+
+def _drift_rows(
+    results: list[DriftResult], group: GroupResult, drift_type: str, baseline: str, common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    k = group.key
+    return [
+        dict(
+            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            model_version=k.model_version, drift_type=drift_type, baseline=baseline, column=r.column,
+            kind=r.kind, statistic=r.statistic, value=_finite(r.value), p_value=_finite(r.p_value),
+            threshold=r.threshold, drifted=r.drifted, critical=r.critical, is_default=r.is_default,
+            n_reference=r.n_reference, n_current=r.n_current,
+        )
+        for r in results
+    ]
+
+
+def _profile_rows(group: GroupResult, common: dict[str, Any]) -> list[dict[str, Any]]:
+    k = group.key
+    rows = []
+    for name, col in group.profile.columns.items():
+        s = col.summary()
+        row = dict(
+            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            model_version=k.model_version, column=name, kind=col.kind, dtype=col.dtype,
+            row_count=group.profile.row_count, kll=col.kll, hll=col.hll, state=_state_json(col),
+        )
+        for key in store.TABLES["profile_metrics"][0].fieldNames():
+            if key in s and key not in row:
+                v = s[key]
+                row[key] = _finite(float(v)) if isinstance(v, float) else v
+        rows.append(row)
+    return rows
+
+
+def _state_json(col) -> str:
+    import json
+
+    d = col.to_dict()
+    d.pop("kll", None)
+    d.pop("hll", None)  # binary columns beside it hold the sketches
+    return json.dumps(d, sort_keys=True)
+
+
+def run_audit(
+    spark: SparkSession,
+    spec: AuditSpec,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    progress: Progress = QUIET,
+    log_to_mlflow: bool = True,
+) -> AuditResult:
+    """Audit the windows in [start, end) (default: the spec's window range) against the reference."""
+    start = start or spec.window.start
+    end = end or spec.window.end
+    client = mlflow_client(spec.mlflow)
+    with progress.phase("loading reference"):
+        ref: LoadedReference = load_reference(client, spec.reference_uri())
+    with progress.phase(f"reading {spec.source.display}"):
+        df, version = read_source(spark, spec.source, start=start, end=end)
+        columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+    key = audit_key(spec, version, start, end)
+    run_id = uuid.uuid4().hex
+    grouping = Grouping(
+        timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,
+        model_version_column=spec.model.version_column, model_version=_model_version_label(spec, client),
+    )
+    bins: dict[str, Bins] = {n: c.bins for n, c in ref.profile.columns.items() if c.bins is not None}
+    with progress.phase("profiling windows"):
+        finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k)
+    if not finest:
+        raise DataError(
+            f"no rows to audit in {spec.source.display!r} at version {version}"
+            + (f" between {_iso(start)} and {_iso(end)}" if start or end else "")
+        )
+    groups = overall_groups(finest) + ([g for g in finest if g.key.slice is not None] if spec.slices else [])
+    result = AuditResult(key, run_id, version, groups)
+    common = dict(audit_key=key, audit_run_id=run_id, audit_name=spec.name, source=spec.source.display,
+                  source_version=version)
+    with progress.phase(f"comparing {len(groups)} group(s)"):
+        previous: dict[tuple, GroupResult] = {}
+        for g in groups:
+            k = g.key
+            # a slice compares with the same slice of the reference, without the slicing columns themselves
+            baseline = ref.profile.slices.get(k.slice, ref.profile) if k.slice else ref.profile
+            features = tuple(f for f in spec.features if not (k.slice and f.name in spec.slices))
+            result.findings += reference_checks(baseline, g, columns)
+            drift = compare_profiles(baseline, g.profile, features, spec.drift)
+            result.drift += _drift_rows(drift, g, "reference", ref.uri, common)
+            n, nd, share, drifted = dataset_verdict(drift, features, spec.drift.share_threshold)
+            result.dataset.append(dict(
+                common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+                model_version=k.model_version, drift_type="reference", baseline=ref.uri, columns=n,
+                drifted_columns=nd, drift_share=share, share_threshold=spec.drift.share_threshold, drifted=drifted,
+            ))
+            for r in drift:
+                if r.is_default and r.drifted:
+                    sev = "critical" if r.critical else "warning"
+                    shown = f"p={r.p_value:.3g}" if r.p_value is not None and r.statistic in ("ks", "chi2") \
+                        else f"{r.value:.3f}"
+                    result.findings.append(Finding(sev, "drift", f"{r.statistic} {shown} (threshold "
+                                                   f"{r.threshold:g})", r.column, k.window_start, k.slice,
+                                                   k.model_version))
+            if drifted:
+                result.findings.append(Finding("critical", "dataset_drift", f"{nd} of {n} features drifted "
+                                               f"(share {share:.2f} >= {spec.drift.share_threshold:g})", None,
+                                               k.window_start, k.slice, k.model_version))
+            series = (k.slice, k.model_version)
+            prev = previous.get(series)
+            if spec.drift.consecutive and prev is not None:
+                cons = compare_profiles(prev.profile, g.profile, features, spec.drift)
+                result.drift += _drift_rows(cons, g, "consecutive", str(prev.key.window_start), common)
+            previous[series] = g
+    if log_to_mlflow:
+        with progress.phase("logging audit to MLflow"):
+            result.mlflow_run_id = _log_audit_run(client, spec, result, ref, version)
+    with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
+        _write(spark, spec, result, ref, start, end)
+    return result
+
+
+def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: LoadedReference, start, end) -> None:
+    out = spec.output
+    windows = [g.key.window_start for g in result.groups if g.key.window_start]
+    ends = [g.key.window_end for g in result.groups if g.key.window_end]
+    run = dict(
+        audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
+        source=spec.source.display, source_version=result.source_version, spec_hash=spec.spec_hash(),
+        model_name=spec.model.name, model_version=spec.model.version or spec.model.alias, reference_uri=ref.uri,
+        window_start=_ts(min(windows)) if windows else start, window_end=_ts(max(ends)) if ends else end,
+        started_at=datetime.now(timezone.utc), groups=len(result.groups), mlflow_run_id=result.mlflow_run_id,
+    )
+    store.write_rows(spark, out, "audit_runs", [dict(run, status="running")], audit_key=result.audit_key)
+    common = dict(audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
+                  source=spec.source.display, source_version=result.source_version)
+    store.write_rows(spark, out, "profile_metrics", [r for g in result.groups for r in _profile_rows(g, common)],
+                     audit_key=result.audit_key)
+    store.write_rows(spark, out, "drift_metrics", result.drift, audit_key=result.audit_key)
+    store.write_rows(spark, out, "dataset_drift", result.dataset, audit_key=result.audit_key)
+    store.write_rows(spark, out, "audit_runs", [dict(
+        run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
+        worst_severity=result.worst_severity, exit_code=result.exit_code,
+        message=f"{len(result.findings)} finding(s)",
+    )], audit_key=result.audit_key)
+
+
+def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedReference, version: int) -> str:
+    exp_id = ensure_experiment(client, spec.mlflow)
+    windows = sorted({g.key.window_start for g in result.groups if g.key.window_start})
+    tags = {
+        "spark_audit.kind": "audit", "spark_audit.audit": spec.name, "spark_audit.audit_key": result.audit_key,
+        "spark_audit.source": spec.source.display, "spark_audit.source_version": str(version),
+        "spark_audit.reference": ref.uri, "spark_audit.window_start": windows[0] if windows else "",
+        "spark_audit.window_end": max((g.key.window_end or "") for g in result.groups),
+        "spark_audit.status": result.worst_severity or "ok",
+        "mlflow.runName": f"audit {spec.name} v{version}",
+    }
+    if spec.model.name:
+        tags["model_name"] = spec.model.name
+        tags["model_version"] = str(spec.model.version or spec.model.alias or "")
+    run = client.create_run(exp_id, tags=tags)
+    rid = run.info.run_id
+    try:
+        from mlflow.entities import Metric
+
+        step_of = {w: i for i, w in enumerate(windows)}
+        ts = int(datetime.now(timezone.utc).timestamp() * 1000)
+        metrics = []
+        for row in result.drift:
+            if row["drift_type"] != "reference" or row["slice"] is not None or row["value"] is None:
+                continue
+            step = step_of.get(_iso(row["window_start"]) or "", 0)
+            metrics.append(Metric(f"drift.{row['statistic']}.{row['column']}", row["value"], ts, step))
+        for row in result.dataset:
+            if row["slice"] is None and row["drift_type"] == "reference":
+                step = step_of.get(_iso(row["window_start"]) or "", 0)
+                metrics.append(Metric("drift.share", row["drift_share"], ts, step))
+        for g in result.groups:
+            if g.key.slice is not None:
+                continue
+            step = step_of.get(g.key.window_start or "", 0)
+            metrics.append(Metric("rows", float(g.profile.row_count), ts, step))
+            for name, col in g.profile.columns.items():
+                v = col.null_fraction
+                if math.isfinite(v):
+                    metrics.append(Metric(f"profile.null_fraction.{name}", v, ts, step))
+        for i in range(0, len(metrics), 1000):
+            client.log_batch(rid, metrics=metrics[i:i + 1000])
+        client.log_metric(rid, "findings", len(result.findings))
+        client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, "spark_audit/findings.json")
+        _log_plot(client, rid, result)
+        if spec.model.name and (spec.model.version or spec.model.alias):
+            mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
+            client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_status",
+                                         result.worst_severity or "ok")
+            client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_run", rid)
+    except Exception:
+        client.set_terminated(rid, "FAILED")
+        raise
+    client.set_terminated(rid, "FINISHED")
+    return rid
+
+
+def _log_plot(client, run_id: str, result: AuditResult) -> None:
+    """A drift-over-windows chart of each feature's deciding statistic, as a PNG artifact."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for col in sorted({r["column"] for r in rows}):
+        pts = sorted((r["window_start"], r["value"]) for r in rows if r["column"] == col and r["value"] is not None)
+        if pts:
+            stat = next(r["statistic"] for r in rows if r["column"] == col)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{col} ({stat})")
+    ax.set_title("Drift against the reference, per window")
+    ax.set_ylabel("statistic value")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    client.log_figure(run_id, fig, "spark_audit/drift_over_windows.png")
+    plt.close(fig)

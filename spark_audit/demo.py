@@ -1,0 +1,108 @@
+"""The demo: a synthetic churn feature table with injected problems, audited end to end.
+
+Fourteen days of scored customer events. Days 0-6 are the reference period of
+model ``spark-audit-demo-churn`` version 1; days 7-13 are audited one day at a
+time. Two problems are injected: from day 11 ``monthly_charges`` shifts up by
+0.8 standard deviations (input drift), and on day 13 ``tenure_months`` is all
+NaN (an upstream pipeline bug). Everything lives under one local folder:
+Delta tables, the MLflow SQLite store and its artifacts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DAYS = 14
+REFERENCE_DAYS = 7
+DRIFT_FROM_DAY = 11
+NAN_DAY = 13
+MODEL_NAME = "spark-audit-demo-churn"
+FEATURES = ["age", "tenure_months", "monthly_charges", "plan", "country", "is_promo", "churn_score"]
+
+
+def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> DataFrame:
+    n = DAYS * rows_per_day
+    base = spark.range(n).withColumn("day", (F.col("id") / rows_per_day).cast("int"))
+    u = lambda i: F.rand(seed + i)  # noqa: E731
+    z = lambda i: F.randn(seed + i)  # noqa: E731
+    charges = F.lit(65.0) + F.lit(20.0) * z(3)
+    drifted = F.col("day") >= DRIFT_FROM_DAY
+    df = base.select(
+        F.concat(F.lit("c"), F.lpad(F.col("id").cast("string"), 8, "0")).alias("customer_id"),
+        F.timestamp_seconds(
+            F.lit(int(START.timestamp())) + F.col("day") * 86400 + (u(1) * 86399).cast("long")
+        ).alias("event_ts"),
+        F.round(F.lit(45.0) + F.lit(12.0) * z(2), 1).alias("age"),
+        F.when(F.col("day") == NAN_DAY, F.lit(float("nan")))
+        .otherwise(F.floor(F.lit(72.0) * u(4) * u(5)).cast("double")).alias("tenure_months"),
+        F.round(F.when(drifted, charges + F.lit(16.0)).otherwise(charges), 2).alias("monthly_charges"),
+        F.when(u(6) < 0.5, "basic").when(u(6) < 0.85, "standard").otherwise("premium").alias("plan"),
+        F.when(u(7) < 0.6, "CA").when(u(7) < 0.9, "US").otherwise("MX").alias("country"),
+        (u(8) < 0.2).alias("is_promo"),
+        F.lit("1").alias("model_version"),
+    )
+    logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * F.coalesce(
+        F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0)) + F.lit(0.5) * F.col("is_promo").cast("double")
+    return df.withColumn("churn_score", F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-logit)), 4))
+
+
+def demo_spec(home: Path) -> dict:
+    home = home.resolve()
+    ref_end = START + timedelta(days=REFERENCE_DAYS)
+    return {
+        "name": "churn-demo",
+        "source": {"path": str(home / "tables" / "churn_features"), "timestamp_column": "event_ts"},
+        "window": {"size": "1 day", "start": ref_end.isoformat(), "end": (START + timedelta(days=DAYS)).isoformat()},
+        "model": {"name": MODEL_NAME, "version": "1", "version_column": "model_version"},
+        "features": [
+            "age", "tenure_months", {"name": "monthly_charges", "importance": 2.0}, "plan", "country",
+            "is_promo", "churn_score",
+        ],
+        "slices": ["country"],
+        "reference": {"start": START.isoformat(), "end": ref_end.isoformat()},
+        "drift": {"bins": 10, "statistics": ["psi", "js"], "share_threshold": 0.5},
+        "output": {"path": str(home / "results")},
+        "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo"},
+    }
+
+
+def ensure_model_version(client, experiment_id: str) -> str:
+    """Register version 1 of the demo model (a stand-in: a JSON of its coefficients)."""
+    try:
+        return client.get_model_version(MODEL_NAME, "1").version
+    except Exception:  # noqa: BLE001 - not registered yet
+        pass
+    run = client.create_run(experiment_id, tags={"mlflow.runName": "train churn model (demo)"})
+    client.log_dict(run.info.run_id, {"intercept": -1.0, "monthly_charges": 0.02, "tenure_months": -0.03,
+                                      "is_promo": 0.5}, "model/coefficients.json")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    try:
+        client.create_registered_model(MODEL_NAME)
+    except Exception:  # noqa: BLE001 - already exists
+        pass
+    mv = client.create_model_version(MODEL_NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return mv.version
+
+
+def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
+    """Generate the table (overwriting an earlier demo's) and write the demo's audit spec."""
+    from spark_audit.reference import ensure_experiment, mlflow_client
+    from spark_audit.spec import parse_spec
+
+    home.mkdir(parents=True, exist_ok=True)
+    spec_dict = demo_spec(home)
+    table = spec_dict["source"]["path"]
+    generate(spark, rows_per_day).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true").save(table)
+    spec_path = home / "demo_audit.yaml"
+    spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
+    spec = parse_spec(spec_dict, file=str(spec_path))
+    client = mlflow_client(spec.mlflow)
+    ensure_model_version(client, ensure_experiment(client, spec.mlflow))
+    return spec_path

@@ -1,0 +1,130 @@
+"""Reference profiles as MLflow artifacts, tied to registered model versions.
+
+A reference is a profile JSON logged as ``spark_audit/reference_profile.json``
+on an MLflow run. When the audit names a registered model version, that
+version gets the tag ``spark_audit.reference_run_id`` pointing at the run, so
+``models:/name/version`` and ``models:/name@alias`` resolve to the reference.
+
+URIs accepted by ``load_reference``:
+``runs:/<run_id>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``,
+or a local ``.json`` file path (``file:/...`` too).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from spark_audit.errors import ReferenceError_, TrackingError
+from spark_audit.profile.state import TableProfile
+from spark_audit.spec import MlflowSpec
+
+REF_ARTIFACT_DIR = "spark_audit"
+REF_ARTIFACT = f"{REF_ARTIFACT_DIR}/reference_profile.json"
+TAG_REF_RUN = "spark_audit.reference_run_id"
+
+
+def mlflow_client(ml: MlflowSpec):
+    """An MLflow client on the spec's tracking URI, checked to be reachable.
+
+    HTTP retries are capped (unless the environment sets them) so an
+    unreachable server fails in seconds with a clear message, not minutes.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    import mlflow
+    from mlflow import MlflowClient
+
+    if ml.tracking_uri:
+        mlflow.set_tracking_uri(ml.tracking_uri)
+    if ml.registry_uri:
+        mlflow.set_registry_uri(ml.registry_uri)
+    client = MlflowClient(tracking_uri=ml.tracking_uri, registry_uri=ml.registry_uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - any failure here means "cannot use the server"
+        uri = ml.tracking_uri or mlflow.get_tracking_uri()
+        raise TrackingError(f"MLflow tracking server {uri!r} is not reachable: {_short(e)}") from None
+    return client
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def ensure_experiment(client, ml: MlflowSpec) -> str:
+    exp = client.get_experiment_by_name(ml.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = ml.artifact_location
+    if location is None and ml.tracking_uri and ml.tracking_uri.startswith("sqlite:///"):
+        # keep artifacts beside the SQLite store rather than in ./mlruns of whatever the cwd is
+        db = Path(ml.tracking_uri[len("sqlite:///"):])
+        location = (db.parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(ml.experiment, artifact_location=location)
+
+
+def resolve_model_version(client, name: str, version: str | None, alias: str | None):
+    try:
+        if alias:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(version))
+    except Exception as e:  # noqa: BLE001
+        what = f"@{alias}" if alias else f"version {version}"
+        raise ReferenceError_(f"registered model {name!r} {what} not found: {_short(e)}") from None
+
+
+@dataclass(frozen=True)
+class LoadedReference:
+    profile: TableProfile
+    uri: str
+    run_id: str | None
+
+
+def log_profile_artifact(client, run_id: str, profile: TableProfile) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference_profile.json"
+        path.write_text(profile.to_json())
+        client.log_artifact(run_id, str(path), artifact_path=REF_ARTIFACT_DIR)
+
+
+def _download(client, run_id: str, uri: str) -> TableProfile:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, REF_ARTIFACT, tmp)
+        except Exception as e:  # noqa: BLE001
+            raise ReferenceError_(
+                f"reference {uri!r}: run {run_id} has no artifact {REF_ARTIFACT} ({_short(e)}); "
+                "build one with `spark-audit reference build`"
+            ) from None
+        return _parse(Path(local).read_text(), uri)
+
+
+def _parse(text: str, uri: str) -> TableProfile:
+    try:
+        return TableProfile.from_json(text)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ReferenceError_(f"reference {uri!r} is not a valid spark-audit profile: {e}") from None
+
+
+def load_reference(client, uri: str) -> LoadedReference:
+    m = re.match(r"^runs:/([^/]+)", uri)
+    if m:
+        run_id = m.group(1)
+        return LoadedReference(_download(client, run_id, uri), uri, run_id)
+    m = re.match(r"^models:/([^/@]+)(?:/(\d+)|@([\w-]+))$", uri)
+    if m:
+        name, version, alias = m.groups()
+        mv = resolve_model_version(client, name, version, alias)
+        run_id = (mv.tags or {}).get(TAG_REF_RUN) or mv.run_id
+        if not run_id:
+            raise ReferenceError_(f"reference {uri!r}: model version {mv.version} has no reference run")
+        return LoadedReference(_download(client, run_id, uri), uri, run_id)
+    path = Path(uri[len("file:"):] if uri.startswith("file:") else uri)
+    if not path.exists():
+        raise ReferenceError_(f"reference {uri!r} not found")
+    return LoadedReference(_parse(path.read_text(), uri), uri, None)

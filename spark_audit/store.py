@@ -1,0 +1,164 @@
+"""Delta result tables: stable schemas, idempotent writes, complete-run visibility.
+
+Every row carries ``audit_key``: a deterministic hash of (audit name, spec hash,
+source, source version, window range). Writing a run's rows is one Delta MERGE
+that updates rows with the same natural key, inserts new ones and deletes that
+run's rows that the new result no longer has, so re-running an audit replaces
+its rows instead of duplicating them. The ``audit_runs`` row is written last;
+readers take a run as complete only when it says ``status = 'complete'``
+(``complete()`` below). Concurrent-write conflicts are retried.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from spark_audit.spec import OutputSpec
+
+S, D, L, B, TS = T.StringType(), T.DoubleType(), T.LongType(), T.BooleanType(), T.TimestampType()
+
+
+def _schema(*fields: tuple[str, T.DataType]) -> T.StructType:
+    return T.StructType([T.StructField(n, t, True) for n, t in fields])
+
+
+_RUN = (("audit_key", S), ("audit_run_id", S), ("audit_name", S), ("source", S), ("source_version", L))
+_GROUP = (("window_start", TS), ("window_end", TS), ("slice", S), ("model_version", S))
+
+TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
+    "audit_runs": (
+        _schema(
+            *_RUN, ("spec_hash", S), ("model_name", S), ("model_version", S), ("reference_uri", S),
+            ("window_start", TS), ("window_end", TS), ("status", S), ("started_at", TS), ("finished_at", TS),
+            ("groups", L), ("findings", L), ("worst_severity", S), ("exit_code", L), ("mlflow_run_id", S),
+            ("message", S),
+        ),
+        ("audit_key",),
+    ),
+    "profile_metrics": (
+        _schema(
+            *_RUN, *_GROUP, ("column", S), ("kind", S), ("dtype", S), ("row_count", L), ("count", L),
+            ("nulls", L), ("null_fraction", D), ("nan", L), ("pos_inf", L), ("neg_inf", L), ("zeros", L),
+            ("distinct", D), ("min", D), ("max", D), ("mean", D), ("std", D), ("p01", D), ("p25", D),
+            ("p50", D), ("p75", D), ("p99", D), ("empty", L), ("len_min", L), ("len_max", L), ("len_avg", D),
+            ("n_true", L), ("n_false", L), ("kll", T.BinaryType()), ("hll", T.BinaryType()), ("state", S),
+        ),
+        ("audit_key", "window_start", "slice", "model_version", "column"),
+    ),
+    "drift_metrics": (
+        _schema(
+            *_RUN, *_GROUP, ("drift_type", S), ("baseline", S), ("column", S), ("kind", S), ("statistic", S),
+            ("value", D), ("p_value", D), ("threshold", D), ("drifted", B), ("critical", B), ("is_default", B),
+            ("n_reference", L), ("n_current", L),
+        ),
+        ("audit_key", "window_start", "slice", "model_version", "drift_type", "column", "statistic"),
+    ),
+    "dataset_drift": (
+        _schema(
+            *_RUN, *_GROUP, ("drift_type", S), ("baseline", S), ("columns", L), ("drifted_columns", L),
+            ("drift_share", D), ("share_threshold", D), ("drifted", B),
+        ),
+        ("audit_key", "window_start", "slice", "model_version", "drift_type"),
+    ),
+}
+
+
+def location(output: OutputSpec, table: str) -> str:
+    if output.database:
+        return f"{output.database}.{table}"
+    return f"{str(output.path).rstrip('/')}/{table}"
+
+
+def _delta(spark: SparkSession, output: OutputSpec, table: str):
+    from delta.tables import DeltaTable
+
+    loc = location(output, table)
+    try:
+        return DeltaTable.forName(spark, loc) if output.database else DeltaTable.forPath(spark, loc)
+    except AnalysisException:
+        return None
+
+
+def read(spark: SparkSession, output: OutputSpec, table: str) -> DataFrame | None:
+    loc = location(output, table)
+    try:
+        df = spark.read.table(loc) if output.database else spark.read.format("delta").load(loc)
+        df.schema
+        return df
+    except AnalysisException:
+        return None
+
+
+def complete(spark: SparkSession, output: OutputSpec, table: str) -> DataFrame | None:
+    """Rows of ``table`` that belong to audit runs recorded as complete."""
+    rows = read(spark, output, table)
+    runs = read(spark, output, "audit_runs")
+    if rows is None or runs is None:
+        return None
+    done = runs.where(F.col("status") == "complete").select("audit_key", F.col("audit_run_id").alias("_rid"))
+    return rows.join(done, on="audit_key").where(F.col("audit_run_id") == F.col("_rid")).drop("_rid")
+
+
+def _is_conflict(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}"
+    return "Concurrent" in text or "DELTA_CONCURRENT" in text or "ProtocolChanged" in text
+
+
+def write_rows(
+    spark: SparkSession,
+    output: OutputSpec,
+    table: str,
+    rows: Iterable[dict[str, Any]],
+    *,
+    audit_key: str,
+    retries: int = 5,
+) -> int:
+    """Upsert ``rows`` (all of one ``audit_key``) into ``table``; returns rows written.
+
+    One MERGE: matched natural keys are updated, new ones inserted, and rows of
+    the same audit_key that are no longer produced are deleted.
+    """
+    schema, key = TABLES[table]
+    names = schema.fieldNames()
+    data = [tuple(r.get(n) for n in names) for r in rows]
+    for attempt in range(retries + 1):
+        try:
+            return _write_once(spark, output, table, schema, key, data, audit_key)
+        except Exception as e:  # noqa: BLE001 - only conflicts are retried
+            if attempt == retries or not _is_conflict(e):
+                raise
+            time.sleep(0.5 * 2**attempt)
+    return 0
+
+
+def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
+    df = spark.createDataFrame(data, schema)
+    target = _delta(spark, output, table)
+    if target is None:
+        writer = df.write.format("delta").mode("append")
+        try:
+            if output.database:
+                writer.saveAsTable(location(output, table))
+            else:
+                writer.save(location(output, table))
+            return len(data)
+        except AnalysisException:
+            target = _delta(spark, output, table)  # created meanwhile by a concurrent audit
+            if target is None:
+                raise
+    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in key)
+    (
+        target.alias("t")
+        .merge(df.alias("s"), cond)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceDelete(condition=F.col("t.audit_key") == F.lit(audit_key))
+        .execute()
+    )
+    return len(data)
