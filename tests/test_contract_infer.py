@@ -1,0 +1,167 @@
+"""Contract inference from a profile (a duck-typed stand-in for profile.state)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from spark_audit.contract import check_dataframe, compile_contract, infer_contract, loads_contract
+
+UTC = dt.timezone.utc
+
+
+def col(name, kind, dtype, count, nulls=0, *, nan=0, pos_inf=0, neg_inf=0, min=None, max=None, top=None, **kw):
+    top = top or {}
+    return SimpleNamespace(
+        name=name, kind=kind, dtype=dtype, count=count, nulls=nulls, nan=nan, pos_inf=pos_inf, neg_inf=neg_inf,
+        min=min, max=max, top=top, distinct=float(len(top)) if top else None,
+        null_fraction=nulls / count if count else float("nan"), **kw)
+
+
+def table(*columns, row_count=None):
+    cols = {c.name: c for c in columns}
+    n = row_count if row_count is not None else max((c.count for c in columns), default=0)
+    return SimpleNamespace(row_count=n, columns=cols)
+
+
+def props(doc):
+    return {p["name"]: p for p in doc["schema"][0]["properties"]}
+
+
+def custom(p):
+    return {c["property"]: c["value"] for c in p.get("customProperties", [])}
+
+
+def test_inferred_shape_and_yaml_round_trip():
+    profile = table(
+        col("customer_id", "categorical", "string", 100, top={f"C{i}": 1 for i in range(20)}, len_min=4, len_max=6),
+        col("age", "numeric", "double", 100, nulls=5, nan=1, min=18.0, max=90.0),
+        col("tenure", "numeric", "bigint", 100, min=0, max=72),
+        col("plan", "categorical", "string", 100, nulls=10, top={"basic": 60, "premium": 30}),
+        col("churned", "boolean", "boolean", 100),
+        col("event_ts", "timestamp", "timestamp", 100, min=1.7e9, max=1.71e9),
+    )
+    doc = infer_contract(profile, table_name="main.features.churn", tolerance=0.1, max_categories=10)
+    assert doc["apiVersion"].startswith("v3.") and doc["kind"] == "DataContract" and doc["status"] == "draft"
+    p = props(doc)
+    assert {k: v["logicalType"] for k, v in p.items()} == {
+        "customer_id": "string", "age": "number", "tenure": "integer", "plan": "string",
+        "churned": "boolean", "event_ts": "timestamp"}
+    assert p["customer_id"]["required"] is True and "required" not in p["age"]
+    assert p["age"]["logicalTypeOptions"] == {"minimum": 10.8, "maximum": 97.2}
+    assert custom(p["age"]) == {"maxNanPercent": 1.1, "maxInfPercent": 0}
+    assert p["age"]["quality"] == [{"metric": "nullValues", "mustBeLessOrEqualTo": 5.5, "unit": "percent",
+                                    "severity": "warning"}]
+    assert p["tenure"]["logicalTypeOptions"] == {"minimum": 0, "maximum": 80}  # clamped at 0, whole numbers
+    assert custom(p["plan"]) == {"allowedValues": ["basic", "premium"]}
+    assert "customProperties" not in p["customer_id"]  # 20 ids > max_categories: no domain
+    assert p["customer_id"]["logicalTypeOptions"] == {"minLength": 3, "maxLength": 7}
+    assert doc["schema"][0]["quality"][0]["metric"] == "rowCount"
+    # dumps as plain YAML and loads as a valid contract
+    contract = loads_contract(yaml.safe_dump(doc, sort_keys=False), file="inferred.yaml")
+    age = contract.schema_object().property("age")
+    assert (age.minimum, age.maximum, age.max_nan_percent) == (10.8, 97.2, 1.1)
+
+
+@pytest.mark.parametrize("lo, hi, tol, dtype, expected", [
+    (18.0, 90.0, 0.0, "double", (18.0, 90.0)),
+    (-5.0, 5.0, 0.1, "double", (-6.0, 6.0)),
+    (3.0, 3.0, 0.1, "double", (2.7, 3.3)),  # constant: widened by |value|
+    (0.5, 40.0, 0.1, "double", (0.0, 44.0)),  # nothing negative seen: not below 0
+    (0.1234, 0.5678, 0.05, "double", (0.101, 0.591)),
+    (1.0, 9.0, 0.1, "int", (0, 10)),
+])
+def test_bounds(lo, hi, tol, dtype, expected):
+    doc = infer_contract(table(col("x", "numeric", dtype, 10, min=lo, max=hi)), table_name="t", tolerance=tol)
+    opts = props(doc)["x"]["logicalTypeOptions"]
+    assert (opts["minimum"], opts["maximum"]) == pytest.approx(expected)
+    assert opts["minimum"] <= lo and opts["maximum"] >= hi
+
+
+def test_no_domain_when_top_values_do_not_cover_the_rows():
+    partial = col("city", "categorical", "string", 100, top={"Paris": 50, "Lyon": 30})  # 20 rows elsewhere
+    assert "customProperties" not in props(infer_contract(table(partial), table_name="t"))["city"]
+
+
+def test_empty_and_all_null_profiles():
+    doc = infer_contract(table(col("x", "numeric", "double", 0), col("s", "categorical", "string", 0),
+                               row_count=0), table_name="t")
+    assert "quality" not in doc["schema"][0]
+    assert all("required" not in p for p in props(doc).values())
+    loads_contract(yaml.safe_dump(doc))
+    doc = infer_contract(table(col("x", "numeric", "double", 4, nulls=4)), table_name="t")
+    assert props(doc)["x"]["quality"][0]["mustBeLessOrEqualTo"] == 100
+    with pytest.raises(ValueError):
+        infer_contract(table(), table_name="t", tolerance=-1)
+
+
+# ---------------------------------------------------------------- round trip on Spark
+
+SCHEMA = "id string, age double, plan string, visits int, vip boolean, ts timestamp"
+T0 = dt.datetime(2024, 5, 1, tzinfo=UTC)
+ROWS = [
+    ("A1", 30.5, "basic", 3, True, T0),
+    ("A2", None, "premium", 0, False, T0 + dt.timedelta(hours=1)),
+    ("A3", math.nan, "basic", 7, None, T0 + dt.timedelta(hours=2)),
+    ("A4", math.inf, None, 12, False, T0 + dt.timedelta(hours=3)),
+    ("A5", 61.25, "standard", 1, True, T0 + dt.timedelta(hours=4)),
+    ("A6", 19.0, "basic", 4, False, T0 + dt.timedelta(hours=5)),
+]
+
+
+def profile_of(rows, schema):
+    """A stand-in profile computed in Python from collected rows (the data is tiny)."""
+    columns = {}
+    for f in schema.fields:
+        values = [r[f.name] for r in rows]
+        dtype = f.dataType.simpleString()
+        present = [v for v in values if v is not None]
+        kind = {"double": "numeric", "int": "numeric", "boolean": "boolean", "timestamp": "timestamp"}.get(
+            dtype, "categorical")
+        floats = [v for v in present if isinstance(v, float)]
+        finite = [v.timestamp() if isinstance(v, dt.datetime) else v for v in present
+                  if not isinstance(v, (bool, str)) and (not isinstance(v, float) or math.isfinite(v))]
+        top = dict(Counter(str(v) for v in present)) if kind == "categorical" else {}
+        columns[f.name] = col(
+            f.name, kind, dtype, len(values), len(values) - len(present),
+            nan=sum(math.isnan(v) for v in floats), pos_inf=sum(v == math.inf for v in floats),
+            neg_inf=sum(v == -math.inf for v in floats),
+            min=min(finite) if finite else None, max=max(finite) if finite else None, top=top,
+            len_min=min(map(len, present)) if kind == "categorical" and present else None,
+            len_max=max(map(len, present)) if kind == "categorical" and present else None)
+    return table(*columns.values(), row_count=len(rows))
+
+
+@pytest.fixture(scope="module")
+def delta_table(spark, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("infer") / "t")
+    spark.createDataFrame(ROWS, SCHEMA).write.format("delta").save(path)
+    return path
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.1])
+def test_inferred_contract_passes_on_its_own_data(spark, delta_table, tolerance):
+    df = spark.read.format("delta").load(delta_table)
+    profile = profile_of(df.collect(), df.schema)
+    doc = infer_contract(profile, table_name="visits", tolerance=tolerance, max_categories=5)
+    contract = loads_contract(yaml.safe_dump(doc, sort_keys=False), file="visits.yaml")
+    plan = compile_contract(contract, df.schema)
+    results = check_dataframe(df, plan)
+    assert results and all(r.passed for r in results), [r for r in results if not r.passed]
+    kinds = {r.rule for r in results}
+    assert {"required", "range", "nanValues", "infValues", "allowedValues", "nullValues", "rowCount",
+            "length"} <= kinds
+
+
+def test_inferred_contract_catches_new_data(spark, delta_table):
+    df = spark.read.format("delta").load(delta_table)
+    doc = infer_contract(profile_of(df.collect(), df.schema), table_name="visits", max_categories=5)
+    plan = compile_contract(loads_contract(yaml.safe_dump(doc)), df.schema)
+    new = spark.createDataFrame(ROWS + [("B1", 500.0, "gold", 99, True, T0)], SCHEMA)
+    failing = {r.rule_id for r in check_dataframe(new, plan) if not r.passed}
+    assert failing == {"age.range", "plan.allowedValues", "visits.range"}

@@ -1,0 +1,269 @@
+"""Contract loading and validation: no Spark needed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spark_audit.contract.model import (
+    Threshold,
+    load_contract,
+    loads_contract,
+    logical_type_of,
+    logical_types_compatible,
+    parse_contract,
+)
+from spark_audit.errors import SpecError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "conf" / "contract_example.yaml"
+
+
+def base() -> dict:
+    return {
+        "apiVersion": "v3.1.0",
+        "kind": "DataContract",
+        "id": "t",
+        "version": "1.0.0",
+        "status": "active",
+        "schema": [{
+            "name": "t",
+            "properties": [
+                {"name": "id", "logicalType": "string"},
+                {"name": "age", "logicalType": "number"},
+                {"name": "plan", "logicalType": "string", "quality": [{"metric": "nullValues", "mustBe": 0}]},
+            ],
+        }],
+    }
+
+
+def spec_error(doc: dict) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        parse_contract(doc, file="c.yaml")
+    return info.value
+
+
+def test_example_contract_loads():
+    c = load_contract(EXAMPLE)
+    assert c.id == "churn-features" and c.api_version == "v3.1.0"
+    obj = c.schema_object()
+    assert [p.name for p in obj.properties] == [
+        "customer_id", "age", "tenure_months", "monthly_charges", "plan", "country", "event_ts"]
+    age = obj.property("age")
+    assert age.minimum == 18 and age.maximum == 110
+    assert age.special_values[0].value == -1 and age.special_values[0].max_percent == 5
+    assert obj.property("monthly_charges").exclusive_maximum is True
+    assert obj.property("plan").allowed_values == ("basic", "standard", "premium")
+    assert obj.property("country").severity == "warning"
+    assert {q.metric for q in obj.quality} == {"rowCount", "freshness", "duplicateValues", "sql"}
+    assert c.file == str(EXAMPLE)
+
+
+def test_unknown_key_names_full_path_and_allowed_keys():
+    doc = base()
+    doc["schema"][0]["properties"][2]["quality"][0] = {"metric": "nullValues", "mustBeBetwen": [0, 1]}
+    err = spec_error(doc)
+    assert err.file == "c.yaml"
+    assert err.key == "schema[0].properties[2].quality[0].mustBeBetwen"
+    assert "mustBeBetween" in str(err) and "allowed keys" in str(err)
+    assert str(err).startswith("c.yaml: schema[0].properties[2].quality[0].mustBeBetwen:")
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda d: d.update(owner="me"), "owner"),
+    (lambda d: d["schema"][0].update(colums=[]), "schema[0].colums"),
+    (lambda d: d["schema"][0]["properties"][1].update(requird=True), "schema[0].properties[1].requird"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimun": 0}),
+     "schema[0].properties[1].logicalTypeOptions.minimun"),
+    (lambda d: d["schema"][0]["properties"][1].update(customProperties=[{"property": "maxNaNPercent", "value": 1}]),
+     "schema[0].properties[1].customProperties[0].property"),
+    (lambda d: d["schema"][0]["properties"][1].update(
+        customProperties=[{"property": "specialValues", "value": [{"value": -1, "maxPct": 5}]}]),
+     "schema[0].properties[1].customProperties[0].value[0].maxPct"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(arguments={"validValues": ["a"]}),
+     "schema[0].properties[2].quality[0].arguments.validValues"),
+])
+def test_unknown_keys_everywhere(mutate, key):
+    doc = base()
+    mutate(doc)
+    assert spec_error(doc).key == key
+
+
+def test_odcs_descriptive_keys_are_accepted():
+    doc = base()
+    doc.update(team={"name": "ml"}, servers=[{"server": "prod"}], tags=["churn"])
+    doc["description"] = {"purpose": "p", "usage": "u"}
+    doc["schema"][0]["properties"][0].update(primaryKey=True, classification="restricted", examples=["C1"])
+    c = parse_contract(doc)
+    assert c.description == "purpose: p\nusage: u"
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda d: d.pop("status"), "status", "required"),
+    (lambda d: d.update(apiVersion="v2.2.2"), "apiVersion", "v3"),
+    (lambda d: d.update(kind="Contract"), "kind", "DataContract"),
+    (lambda d: d.update(version=1.0), "version", "quote"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalType="float"),
+     "schema[0].properties[1].logicalType", "number"),
+    (lambda d: d["schema"][0]["properties"].append({"name": "id", "logicalType": "string"}),
+     "schema[0].properties[3].name", "duplicate"),
+    (lambda d: d["schema"][0]["properties"][0].update(logicalTypeOptions={"minimum": 1}),
+     "schema[0].properties[0].logicalTypeOptions.minimum", "logicalType"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimum": 5, "maximum": 1}),
+     "schema[0].properties[1].logicalTypeOptions.maximum", "below"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimum": "ten"}),
+     "schema[0].properties[1].logicalTypeOptions.minimum", "number"),
+    (lambda d: d["schema"][0]["properties"][1].update(
+        logicalTypeOptions={"minimum": 1}, customProperties=[{"property": "minimum", "value": 2}]),
+     "schema[0].properties[1].customProperties[0].property", "already set"),
+    (lambda d: d["schema"][0]["properties"][0].update(
+        customProperties=[{"property": "allowedValues", "value": ["DE", False]}]),
+     "schema[0].properties[0].customProperties[0].value[1]", "quote"),
+    (lambda d: d["schema"][0]["properties"][0].update(logicalTypeOptions={"pattern": "([a-z"}),
+     "schema[0].properties[0].logicalTypeOptions.pattern", "regular expression"),
+    (lambda d: d["schema"][0]["properties"][1].update(
+        customProperties=[{"property": "maxNanPercent", "value": 120}]),
+     "schema[0].properties[1].customProperties[0].value", "[0, 100]"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(mustBeLessThan=3),
+     "schema[0].properties[2].quality[0].mustBeLessThan", "exactly one operator"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(mustBe=[1, 2]),
+     "schema[0].properties[2].quality[0].mustBe", "number"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(metric="rowCount"),
+     "schema[0].properties[2].quality[0].metric", "table-level"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(unit="percentage"),
+     "schema[0].properties[2].quality[0].unit", "rows, percent"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(severity="fatal"),
+     "schema[0].properties[2].quality[0].severity", "critical"),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "rowCount"}]), "schema[0].quality[0]", "operator"),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "freshness", "mustBeLessThan": 3}]),
+     "schema[0].quality[0].unit", "required"),
+    (lambda d: d["schema"][0].update(quality=[{"type": "sql", "query": "SELECT count(*) FROM t"}]),
+     "schema[0].quality[0].query", "boolean row expression"),
+    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "soda"}]),
+     "schema[0].quality[0].engine", "unknown key"),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "duplicateValues",
+                                               "arguments": {"properties": ["id", "nope"]}}]),
+     "schema[0].quality[0].arguments.properties", "'nope'"),
+    (lambda d: d["schema"][0].update(quality=[{"id": "x", "metric": "rowCount", "mustBeGreaterThan": 0},
+                                              {"id": "x", "metric": "rowCount", "mustBeLessThan": 9}]),
+     "schema[0].quality[1].id", "duplicate rule id"),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "rowCount", "mustBeBetween": [5, 1]}]),
+     "schema[0].quality[0].mustBeBetween", "above"),
+])
+def test_validation_errors_name_the_key(mutate, key, words):
+    doc = base()
+    mutate(doc)
+    err = spec_error(doc)
+    assert err.key == key, str(err)
+    assert words in str(err)
+
+
+def test_malformed_yaml_names_the_key_path_and_line():
+    text = EXAMPLE.read_text()
+    broken = text.replace("          minimum: 18\n", "          minimum: [18\n", 1)
+    with pytest.raises(SpecError) as info:
+        loads_contract(broken, file="bad.yaml")
+    err = info.value
+    assert err.file == "bad.yaml"
+    assert err.key is not None and err.key.startswith("schema[0].properties[1].logicalTypeOptions")
+    assert "malformed YAML at line" in str(err)
+
+
+def test_malformed_yaml_tab_indentation():
+    text = "apiVersion: v3.1.0\nkind: DataContract\nschema:\n  - name: t\n\tproperties: []\n"
+    with pytest.raises(SpecError) as info:
+        loads_contract(text, file="tab.yaml")
+    assert "line 5" in str(info.value)
+    assert info.value.key is not None and info.value.key.startswith("schema")
+
+
+def test_non_mapping_and_empty_files(tmp_path):
+    with pytest.raises(SpecError, match="empty"):
+        loads_contract("", file="e.yaml")
+    with pytest.raises(SpecError, match="mapping"):
+        loads_contract("- a\n- b\n", file="l.yaml")
+    with pytest.raises(SpecError) as info:
+        load_contract(tmp_path / "missing.yaml")
+    assert "missing.yaml" in str(info.value)
+
+
+def test_quality_rules_and_defaults():
+    doc = base()
+    doc["schema"][0]["properties"][0]["quality"] = [
+        {"rule": "invalidValues", "arguments": {"pattern": "^C"}, "mustBeLessThan": 5, "unit": "percent"},
+        {"metric": "missingValues", "arguments": {"missingValues": [None, "", "n/a"]}},
+        {"type": "text", "description": "ids come from the CRM"},
+        {"type": "sql", "query": "length(id) = 7", "severity": "info"},
+    ]
+    rules = parse_contract(doc).schema[0].property("id").quality
+    assert [r.metric for r in rules] == ["invalidValues", "missingValues", "sql"]
+    assert rules[0].threshold == Threshold("mustBeLessThan", 5, "percent")
+    assert rules[1].threshold == Threshold("mustBe", 0, "rows")  # no operator: mustBe 0
+    assert rules[1].arguments["missingValues"] == ("", "n/a")
+    assert rules[2].type == "sql" and rules[2].severity == "info"
+
+
+def test_dates_and_timestamps_normalised():
+    doc = base()
+    doc["schema"][0]["properties"].append({
+        "name": "d", "logicalType": "date",
+        "logicalTypeOptions": {"minimum": yaml.safe_load("2024-01-01"), "maximum": "2024-12-31"}})
+    doc["schema"][0]["properties"].append({
+        "name": "ts", "logicalType": "timestamp", "logicalTypeOptions": {"minimum": "2024-01-01T00:00:00Z"}})
+    obj = parse_contract(doc).schema[0]
+    assert obj.property("d").minimum == "2024-01-01" and obj.property("d").maximum == "2024-12-31"
+    bad = copy.deepcopy(doc)
+    bad["schema"][0]["properties"][-1]["logicalTypeOptions"]["minimum"] = "yesterday"
+    assert spec_error(bad).key == "schema[0].properties[4].logicalTypeOptions.minimum"
+
+
+@pytest.mark.parametrize("threshold, observed, expected", [
+    (Threshold("mustBe", 0), 0, True),
+    (Threshold("mustBe", 0), 1, False),
+    (Threshold("mustNotBe", 0), 0, False),
+    (Threshold("mustBeGreaterThan", 0), 0, False),
+    (Threshold("mustBeGreaterThan", 0), 1, True),
+    (Threshold("mustBeGreaterOrEqualTo", 2), 2, True),
+    (Threshold("mustBeLessThan", 5, "percent"), 5.0, False),
+    (Threshold("mustBeLessOrEqualTo", 5, "percent"), 5.0000000000001, True),
+    (Threshold("mustBeLessOrEqualTo", 5, "percent"), 5.01, False),
+    (Threshold("mustBeBetween", (1, 3)), 3, True),
+    (Threshold("mustBeBetween", (1, 3)), 4, False),
+    (Threshold("mustNotBeBetween", (1, 3)), 2, False),
+    (Threshold("mustNotBeBetween", (1, 3)), 0, True),
+])
+def test_threshold_check(threshold, observed, expected):
+    assert threshold.check(observed) is expected
+
+
+def test_threshold_describe():
+    assert Threshold("mustBeLessOrEqualTo", 5.0, "percent").describe("failing %") == "failing % <= 5"
+    assert Threshold("mustBeBetween", (0, 48), "hours").describe("age") == "age in [0, 48] hours"
+
+
+@pytest.mark.parametrize("spark_type, logical", [
+    ("string", "string"), ("varchar(10)", "string"), ("int", "integer"), ("bigint", "integer"),
+    ("double", "number"), ("decimal(10,2)", "number"), ("boolean", "boolean"), ("date", "date"),
+    ("timestamp", "timestamp"), ("timestamp_ntz", "timestamp"), ("array<int>", "array"),
+    ("map<string,int>", "object"), ("struct<a:int>", "object"), ("binary", "binary"),
+])
+def test_logical_type_of(spark_type, logical):
+    assert logical_type_of(spark_type) == logical
+
+
+def test_type_compatibility():
+    assert logical_types_compatible("number", "bigint")
+    assert logical_types_compatible("integer", "decimal(10,0)")
+    assert not logical_types_compatible("integer", "double")
+    assert not logical_types_compatible("string", "double")
+
+
+def test_duplicate_yaml_key_is_an_error():
+    text = EXAMPLE.read_text().replace(
+        "      - name: plan\n", "      - name: plan\n        required: false\n", 1)
+    with pytest.raises(SpecError) as info:
+        loads_contract(text, file="dup.yaml")
+    assert info.value.key == "schema[0].properties[4].required"
+    assert "duplicate key" in str(info.value)
