@@ -9,13 +9,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spark_audit import store
+from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
 from spark_audit.errors import DataError
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
-from spark_audit.profile.exprs import ColumnSpec
+from spark_audit.profile.exprs import ColumnSpec, _c
+from spark_audit.profile.profiler import MODEL_VERSION, W_START, with_group_columns
 from spark_audit.profile.state import Bins, GroupKey
 from spark_audit.progress import QUIET, Progress
 from spark_audit.reference import (
@@ -56,6 +59,8 @@ class AuditResult:
     drift: list[dict[str, Any]] = field(default_factory=list)
     dataset: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    bad_rows: list[dict[str, Any]] = field(default_factory=list)
     mlflow_run_id: str | None = None
 
     @property
@@ -254,6 +259,7 @@ def run_audit(
     """Audit the windows in [start, end) (default: the spec's window range) against the reference."""
     start = start or spec.window.start
     end = end or spec.window.end
+    contract = load_contract(spec.contract.path) if spec.contract else None  # validated before any Spark job
     client = mlflow_client(spec.mlflow)
     with progress.phase("loading reference"):
         ref: LoadedReference = load_reference(client, spec.reference_uri())
@@ -267,8 +273,13 @@ def run_audit(
         model_version_column=spec.model.version_column, model_version=_model_version_label(spec, client),
     )
     bins: dict[str, Bins] = {n: c.bins for n, c in ref.profile.columns.items() if c.bins is not None}
-    with progress.phase("profiling windows"):
-        finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k)
+    now = datetime.now(timezone.utc)
+    plan = None
+    if contract is not None:
+        plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
+    with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
+        finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
+                                extra_exprs=plan.exprs if plan else ())
     if not finest:
         raise DataError(
             f"no rows to audit in {spec.source.display!r} at version {version}"
@@ -312,12 +323,71 @@ def run_audit(
                 cons = compare_profiles(prev.profile, g.profile, features, spec.drift)
                 result.drift += _drift_rows(cons, g, "consecutive", str(prev.key.window_start), common)
             previous[series] = g
+    if plan is not None:
+        with progress.phase("evaluating the contract"):
+            _check_contract(df, spec, plan, grouping, groups, result, common, now)
     if log_to_mlflow:
         with progress.phase("logging audit to MLflow"):
             result.mlflow_run_id = _log_audit_run(client, spec, result, ref, version)
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         _write(spark, spec, result, ref, start, end)
     return result
+
+
+MAX_SAMPLED_FAILURES = 50  # (rule, window) pairs whose bad rows are sampled, one limited query each
+
+
+def _check_contract(
+    df: DataFrame, spec: AuditSpec, plan: ContractPlan, grouping: Grouping, groups: list[GroupResult],
+    result: AuditResult, common: dict[str, Any], now: datetime,
+) -> None:
+    """Contract results per group from the shared scan; uniqueness and bad-row samples as extra passes."""
+    assert spec.contract is not None
+    per_group: list[tuple[GroupKey | None, Any]] = [(None, r) for r in plan.schema_results(df.schema)]
+    unique: dict[tuple, list] = {}
+    if plan.has_uniqueness:
+        cols = [W_START, MODEL_VERSION] if W_START in grouping.columns() else [MODEL_VERSION]
+        for g in uniqueness_results(with_group_columns(df, grouping), plan, cols):
+            ws = g.group.get(W_START)
+            unique.setdefault((_iso(ws) if ws else None, g.group[MODEL_VERSION]), []).append(g.result)
+    for g in groups:
+        row = plan.merge_rows(c.row for c in g.children) if g.children else g.row
+        rules = plan.evaluate(row, total_rows=g.profile.row_count, now=now)
+        if g.key.slice is None:
+            rules += unique.get((g.key.window_start, g.key.model_version), [])
+        per_group += [(g.key, r) for r in rules]
+    sampled = 0
+    for key, r in per_group:
+        k = key or GroupKey()
+        result.violations.append(dict(
+            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            model_version=k.model_version, **r.as_dict(),
+        ))
+        if r.passed:
+            continue
+        result.findings.append(Finding(r.severity, "contract", f"{r.rule_id}: {r.message}", r.column,
+                                       k.window_start, k.slice, k.model_version))
+        if key is None or key.slice is not None or sampled >= MAX_SAMPLED_FAILURES or not spec.contract.sample_rows:
+            continue
+        if plan.rule(r.rule_id).measure not in ("count", "duplicates"):
+            continue
+        sampled += 1
+        rows = _window_rows(df, spec, k)
+        for i, bad in enumerate(sample_bad_rows(rows, plan, limit_per_rule=spec.contract.sample_rows,
+                                                mask_columns=spec.contract.mask_columns, rules=[r.rule_id])):
+            result.bad_rows.append(dict(
+                common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=None,
+                model_version=k.model_version, sample=i, **bad,
+            ))
+
+
+def _window_rows(df: DataFrame, spec: AuditSpec, key: GroupKey) -> DataFrame:
+    ts = spec.source.timestamp_column
+    if ts and key.window_start and key.window_end:
+        df = df.where((_c(ts) >= F.lit(_ts(key.window_start))) & (_c(ts) < F.lit(_ts(key.window_end))))
+    if spec.model.version_column and key.model_version is not None:
+        df = df.where(_c(spec.model.version_column).cast("string") == F.lit(key.model_version))
+    return df
 
 
 def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: LoadedReference, start, end) -> None:
@@ -338,6 +408,9 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
                      audit_key=result.audit_key)
     store.write_rows(spark, out, "drift_metrics", result.drift, audit_key=result.audit_key)
     store.write_rows(spark, out, "dataset_drift", result.dataset, audit_key=result.audit_key)
+    if spec.contract is not None:
+        store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
+        store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
     store.write_rows(spark, out, "audit_runs", [dict(
         run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
         worst_severity=result.worst_severity, exit_code=result.exit_code,

@@ -71,7 +71,13 @@ def _run(args: argparse.Namespace) -> int:
     progress = Progress(enabled=not args.quiet)
     if args.command == "validate":
         spec = load_spec(args.spec)
-        print(f"{args.spec}: ok ({len(spec.features)} features, spec hash {spec.spec_hash()})")
+        extra = ""
+        if spec.contract:
+            from spark_audit.contract import load_contract
+
+            contract = load_contract(spec.contract.path)
+            extra = f", contract {contract.id} {contract.version}"
+        print(f"{args.spec}: ok ({len(spec.features)} features{extra}, spec hash {spec.spec_hash()})")
         return 0
     if args.command == "demo":
         return _demo(args, progress)

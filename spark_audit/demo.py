@@ -4,7 +4,7 @@ Fourteen days of scored customer events. Days 0-6 are the reference period of
 model ``spark-audit-demo-churn`` version 1; days 7-13 are audited one day at a
 time. Two problems are injected: from day 11 ``monthly_charges`` shifts up by
 0.8 standard deviations (input drift), and on day 13 ``tenure_months`` is all
-NaN (an upstream pipeline bug). Everything lives under one local folder:
+NaN (an upstream pipeline bug), which the demo's data contract also catches. Everything lives under one local folder:
 Delta tables, the MLflow SQLite store and its artifacts.
 """
 
@@ -38,7 +38,7 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
         F.timestamp_seconds(
             F.lit(int(START.timestamp())) + F.col("day") * 86400 + (u(1) * 86399).cast("long")
         ).alias("event_ts"),
-        F.round(F.lit(45.0) + F.lit(12.0) * z(2), 1).alias("age"),
+        F.round(F.least(F.greatest(F.lit(45.0) + F.lit(12.0) * z(2), F.lit(18.0)), F.lit(95.0)), 1).alias("age"),
         F.when(F.col("day") == NAN_DAY, F.lit(float("nan")))
         .otherwise(F.floor(F.lit(72.0) * u(4) * u(5)).cast("double")).alias("tenure_months"),
         F.round(F.when(drifted, charges + F.lit(16.0)).otherwise(charges), 2).alias("monthly_charges"),
@@ -50,6 +50,39 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
     logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * F.coalesce(
         F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0)) + F.lit(0.5) * F.col("is_promo").cast("double")
     return df.withColumn("churn_score", F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-logit)), 4))
+
+
+DEMO_CONTRACT = {
+    "apiVersion": "v3.1.0",
+    "kind": "DataContract",
+    "id": "churn-features-demo",
+    "version": "1.0.0",
+    "status": "active",
+    "schema": [{
+        "name": "churn_features",
+        "quality": [{"id": "rows_present", "metric": "rowCount", "mustBeGreaterThan": 0, "severity": "critical"}],
+        "properties": [
+            {"name": "customer_id", "logicalType": "string", "required": True,
+             "logicalTypeOptions": {"pattern": "^c[0-9]{8}$"}},
+            {"name": "event_ts", "logicalType": "timestamp", "required": True},
+            {"name": "age", "logicalType": "number", "logicalTypeOptions": {"minimum": 0, "maximum": 120}},
+            {"name": "tenure_months", "logicalType": "number", "required": True,
+             "logicalTypeOptions": {"minimum": 0, "maximum": 120},
+             "customProperties": [{"property": "maxNanPercent", "value": 0}]},
+            {"name": "monthly_charges", "logicalType": "number", "required": True,
+             "quality": [{"id": "charges_positive", "type": "sql", "query": "monthly_charges > 0",
+                          "mustBeLessOrEqualTo": 1, "unit": "percent", "severity": "warning"}]},
+            {"name": "plan", "logicalType": "string", "required": True,
+             "customProperties": [{"property": "allowedValues", "value": ["basic", "standard", "premium"]}]},
+            {"name": "country", "logicalType": "string",
+             "customProperties": [{"property": "allowedValues", "value": ["CA", "US", "MX"]}]},
+            {"name": "is_promo", "logicalType": "boolean"},
+            {"name": "model_version", "logicalType": "string", "required": True},
+            {"name": "churn_score", "logicalType": "number",
+             "logicalTypeOptions": {"minimum": 0, "maximum": 1}},
+        ],
+    }],
+}
 
 
 def demo_spec(home: Path) -> dict:
@@ -67,6 +100,7 @@ def demo_spec(home: Path) -> dict:
         "slices": ["country"],
         "reference": {"start": START.isoformat(), "end": ref_end.isoformat()},
         "drift": {"bins": 10, "statistics": ["psi", "js"], "share_threshold": 0.5},
+        "contract": {"path": str(home / "demo_contract.yaml"), "sample_rows": 5, "mask_columns": ["customer_id"]},
         "output": {"path": str(home / "results")},
         "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo"},
     }
@@ -100,6 +134,7 @@ def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
     table = spec_dict["source"]["path"]
     generate(spark, rows_per_day).write.format("delta").mode("overwrite").option(
         "overwriteSchema", "true").save(table)
+    (home / "demo_contract.yaml").write_text(yaml.safe_dump(DEMO_CONTRACT, sort_keys=False))
     spec_path = home / "demo_audit.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
     spec = parse_spec(spec_dict, file=str(spec_path))

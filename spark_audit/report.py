@@ -13,10 +13,13 @@ def summary(result: AuditResult) -> str:
     overall = [g for g in result.groups if g.key.slice is None]
     share = {(d["window_start"], d["model_version"]): d for d in result.dataset
              if d["slice"] is None and d["drift_type"] == "reference"}
+    for f in result.findings:
+        if f.window_start is None and f.slice is None:
+            lines.append(f"    {_MARK[f.severity]:<8} {f.kind:<13} {f.column or '(table)':<18} {f.message}")
     lines.append(f"{'window':<22} {'model':>6} {'rows':>8} {'drift share':>12}  findings")
     for g in overall:
         k = g.key
-        found = [f for f in result.findings if f.window_start == k.window_start and f.slice is None
+        found = [f for f in result.findings if f.window_start and f.window_start == k.window_start and f.slice is None
                  and f.model_version == k.model_version]
         d = next((v for (ws, mv), v in share.items()
                   if mv == k.model_version and (ws and ws.isoformat()[:19]) == (k.window_start or "")[:19]), None)

@@ -116,6 +116,13 @@ class MlflowSpec:
 
 
 @dataclass(frozen=True)
+class ContractRef:
+    path: str
+    sample_rows: int = 10  # failing rows kept per rule and window
+    mask_columns: tuple[str, ...] = ()  # replaced by "***" in the samples (PII)
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     name: str
     source: SourceSpec
@@ -128,7 +135,7 @@ class AuditSpec:
     drift: DriftSpec = field(default_factory=DriftSpec)
     profile: ProfileSpec = field(default_factory=ProfileSpec)
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
-    contract: str | None = None
+    contract: ContractRef | None = None
     file: str | None = None
 
     def spec_hash(self) -> str:
@@ -348,10 +355,19 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         artifact_location=r.str_(ml, "artifact_location", "mlflow"),
     )
     slices = r.str_list(top.get("slices"), "slices")
+    contract = None
+    if top.get("contract") is not None:
+        c = top["contract"]
+        c = {"path": c} if isinstance(c, str) else c
+        cd = r.mapping(c, "contract", ("path", "sample_rows", "mask_columns"), required=("path",))
+        contract = ContractRef(
+            path=str(cd["path"]), sample_rows=r.int_(cd, "sample_rows", "contract", 10, lo=0, hi=10000) or 0,
+            mask_columns=r.str_list(cd.get("mask_columns"), "contract.mask_columns"),
+        )
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
-        contract=r.str_(top, "contract", ""), file=file,
+        contract=contract, file=file,
     )
 
 

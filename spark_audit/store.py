@@ -66,6 +66,17 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         ),
         ("audit_key", "window_start", "slice", "model_version", "drift_type"),
     ),
+    "contract_violations": (
+        _schema(
+            *_RUN, *_GROUP, ("rule_id", S), ("rule", S), ("column", S), ("severity", S), ("failing_count", L),
+            ("total_count", L), ("fraction", D), ("threshold", S), ("passed", B), ("message", S),
+        ),
+        ("audit_key", "window_start", "slice", "model_version", "rule_id"),
+    ),
+    "contract_bad_rows": (
+        _schema(*_RUN, *_GROUP, ("rule_id", S), ("column", S), ("sample", L), ("row_json", S)),
+        ("audit_key", "window_start", "slice", "model_version", "rule_id", "sample"),
+    ),
 }
 
 

@@ -55,6 +55,24 @@ def test_nan_filled_column_is_a_critical_finding(demo):
     assert result.exit_code == 1 and result.worst_severity == "critical"
 
 
+def test_contract_catches_the_nan_column_with_masked_samples(demo, spark):
+    spec, _, _, result = demo
+    failing = [f for f in overall(result, "contract") if f.window_start]
+    assert {(f.column, f.window_start[:10], f.severity) for f in failing} == {
+        ("tenure_months", "2026-01-14", "error")
+    }
+    v = store.complete(spark, spec.output, "contract_violations")
+    row = v.where("rule_id = 'tenure_months.nanValues' AND slice IS NULL AND NOT passed").collect()
+    assert len(row) == 1 and row[0].failing_count == 1200 and row[0].fraction == 1.0
+    assert v.where("passed").count() > 0  # passing rules are recorded too
+    bad = store.complete(spark, spec.output, "contract_bad_rows").where(
+        "rule_id = 'tenure_months.nanValues'").collect()
+    assert len(bad) == 5
+    sample = json.loads(bad[0].row_json)
+    assert sample["customer_id"] == "***" and sample["tenure_months"] == "NaN"
+    assert sample["event_ts"].startswith("2026-01-14")
+
+
 def test_reference_is_tied_to_the_registered_model_version(demo):
     spec, ref_run, ref_profile, _ = demo
     client = MlflowClient(spec.mlflow.tracking_uri)

@@ -1,0 +1,121 @@
+"""The CLI and the audit on bad input: clear messages and exit codes a scheduler can act on."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from spark_audit import store
+from spark_audit.cli import main
+from spark_audit.spec import load_spec
+
+T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+
+
+def write_table(spark, path, *, days=3, n=200, nan_day=None, as_string=False):
+    rows = []
+    for d in range(days):
+        for i in range(n):
+            x = float("nan") if d == nan_day else float((i * 7919) % 100)
+            rows.append((T0 + timedelta(days=d, minutes=i), str(x) if as_string else x, f"c{i % 4}", None))
+    schema = f"ts timestamp, x {'string' if as_string else 'double'}, c string, empty double"
+    spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true").save(path)
+
+
+@pytest.fixture()
+def setup(spark, tmp_path):
+    table = str(tmp_path / "t")
+    write_table(spark, table, nan_day=2)
+    spec = {
+        "name": "cli-test",
+        "source": {"path": table, "timestamp_column": "ts"},
+        "window": {"size": "1 day"},
+        "features": ["x", "c", "empty"],
+        "reference": {"uri": "", "end": (T0 + timedelta(days=1)).isoformat()},
+        "output": {"path": str(tmp_path / "results")},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "cli"},
+    }
+    del spec["reference"]["uri"]
+
+    def write(**patch):
+        d = {**spec, **patch}
+        p = tmp_path / "audit.yaml"
+        p.write_text(yaml.safe_dump(d))
+        return str(p)
+
+    return write, spec, table
+
+
+def reference_uri(capsys, spec_path):
+    assert main(["--quiet", "reference", "build", spec_path]) == 0
+    out = capsys.readouterr().out
+    return out.split("reference logged as ")[1].split()[0]
+
+
+def test_validate_and_bad_spec_exit_codes(setup, capsys, tmp_path):
+    write, spec, _ = setup
+    assert main(["validate", write()]) == 0
+    assert "ok (3 features" in capsys.readouterr().out
+    assert main(["validate", write(features=[{"name": "x", "kind": "bogus"}])]) == 2
+    assert "features[0].kind: expected one of" in capsys.readouterr().err
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert main(["audit", str(bad)]) == 2
+    assert "malformed YAML at line" in capsys.readouterr().err
+
+
+def test_audit_flags_nan_window_and_all_null_column(setup, capsys, spark):
+    write, spec, _ = setup
+    uri = reference_uri(capsys, write())
+    path = write(reference={"uri": uri})
+    assert main(["--quiet", "audit", path]) == 1
+    out = capsys.readouterr().out
+    assert "CRITICAL missing       x" in out and "2026-02-03" in out
+    assert "exit code 1" in out
+    # the always-null column is not a finding: it was null in the reference too
+    assert "empty" not in out.split("findings")[1].replace("empty_", "")
+    drift = store.read(spark, load_spec(path).output, "drift_metrics")
+    x_day1 = drift.where("column = 'x' AND drift_type = 'reference' AND is_default").orderBy("window_start").first()
+    assert x_day1.value == 0.0 or x_day1.p_value == 1.0  # day 1 is the reference itself
+
+
+def test_audit_without_problems_exits_zero(setup, capsys):
+    write, spec, _ = setup
+    uri = reference_uri(capsys, write())
+    end = (T0 + timedelta(days=2)).isoformat()
+    assert main(["--quiet", "audit", write(reference={"uri": uri}), "--end", end]) == 0
+    assert "worst severity: none; exit code 0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"source": {"path": "/nonexistent/table", "timestamp_column": "ts"}}, "is not a readable Delta table"),
+        ({"features": ["x", "nope"]}, "column(s) 'nope' not found"),
+        ({"source": {"path": None, "timestamp_column": "wrong_ts"}}, "timestamp column 'wrong_ts' not found"),
+        ({"window": {"size": "1 day", "start": "2030-01-01"}}, "no rows to audit"),
+    ],
+)
+def test_data_problems_exit_3_with_a_named_cause(setup, capsys, patch, message):
+    write, spec, table = setup
+    uri = reference_uri(capsys, write())
+    if patch.get("source", {}).get("path", "") is None:
+        patch["source"]["path"] = table
+    assert main(["--quiet", "audit", write(reference={"uri": uri}, **patch)]) == 3
+    assert message in capsys.readouterr().err
+
+
+def test_missing_reference_exits_3(setup, capsys):
+    write, _, _ = setup
+    assert main(["--quiet", "audit", write(reference={"uri": "models:/no-such-model/1"})]) == 3
+    assert "registered model 'no-such-model' version 1 not found" in capsys.readouterr().err
+
+
+def test_type_change_is_a_critical_finding_not_a_crash(setup, capsys, spark):
+    write, spec, table = setup
+    uri = reference_uri(capsys, write())
+    write_table(spark, table, as_string=True)  # upstream now writes x as a string
+    assert main(["--quiet", "audit", write(reference={"uri": uri})]) == 1
+    out = capsys.readouterr().out
+    assert "schema" in out and "type changed from double to string" in out
