@@ -12,10 +12,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_audit import store
+from spark_audit import quality, store
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
 from spark_audit.errors import DataError
+from spark_audit.findings import SEVERITIES, Finding
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import ColumnSpec, _c
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, with_group_columns
@@ -33,21 +34,9 @@ from spark_audit.reference import (
 from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec
 
-SEVERITIES = ("info", "warning", "error", "critical")
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str
-    kind: str  # drift, dataset_drift, missing, schema, empty
-    message: str
-    column: str | None = None
-    window_start: str | None = None
-    slice: str | None = None
-    model_version: str | None = None
 
 
 @dataclass
@@ -60,6 +49,7 @@ class AuditResult:
     dataset: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
+    performance: list[dict[str, Any]] = field(default_factory=list)
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
     mlflow_run_id: str | None = None
 
@@ -97,10 +87,12 @@ def profile_reference(
             spark, spec.source, start=spec.reference.start, end=spec.reference.end, where=spec.reference.where
         )
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+        df = quality.with_labels(spark, df, spec)
     grouping = Grouping(slices=spec.slices, model_version=model_version)
+    q_exprs = quality.exprs(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
-                                              kll_k=spec.profile.kll_k))
+                                              kll_k=spec.profile.kll_k, extra_exprs=q_exprs))
         if not first or first[0].profile.row_count == 0:
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows")
         base = first[0]
@@ -118,7 +110,8 @@ def profile_reference(
     top_by_slice = {c.key.slice: c.profile for c in base.children}
     slices = {c.key.slice: with_top(c.profile, top_by_slice[c.key.slice]) for c in exact[0].children
               if c.key.slice is not None}
-    profile = replace(with_top(exact[0].profile, base.profile), key=key, slices=slices)
+    extras = quality.reference_extras(spec.quality, quality.state(base)) if spec.quality else {}
+    profile = replace(with_top(exact[0].profile, base.profile), key=key, slices=slices, extras=extras)
     return profile, version
 
 
@@ -266,6 +259,7 @@ def run_audit(
     with progress.phase(f"reading {spec.source.display}"):
         df, version = read_source(spark, spec.source, start=start, end=end)
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+        df = quality.with_labels(spark, df, spec)
     key = audit_key(spec, version, start, end)
     run_id = uuid.uuid4().hex
     grouping = Grouping(
@@ -278,8 +272,10 @@ def run_audit(
     if contract is not None:
         plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
+        extra = (plan.exprs if plan else []) + (
+            quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                extra_exprs=plan.exprs if plan else ())
+                                extra_exprs=extra)
     if not finest:
         raise DataError(
             f"no rows to audit in {spec.source.display!r} at version {version}"
@@ -323,6 +319,11 @@ def run_audit(
                 cons = compare_profiles(prev.profile, g.profile, features, spec.drift)
                 result.drift += _drift_rows(cons, g, "consecutive", str(prev.key.window_start), common)
             previous[series] = g
+    if spec.quality is not None:
+        with progress.phase("measuring model quality"):
+            history = quality.history_from_table(spark, spec, key)
+            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common, _ts)
+            result.findings += found
     if plan is not None:
         with progress.phase("evaluating the contract"):
             _check_contract(df, spec, plan, grouping, groups, result, common, now)
@@ -408,6 +409,8 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
                      audit_key=result.audit_key)
     store.write_rows(spark, out, "drift_metrics", result.drift, audit_key=result.audit_key)
     store.write_rows(spark, out, "dataset_drift", result.dataset, audit_key=result.audit_key)
+    if spec.quality is not None:
+        store.write_rows(spark, out, "performance_metrics", result.performance, audit_key=result.audit_key)
     if spec.contract is not None:
         store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
         store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
@@ -449,6 +452,13 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
             if row["slice"] is None and row["drift_type"] == "reference":
                 step = step_of.get(_iso(row["window_start"]) or "", 0)
                 metrics.append(Metric("drift.share", row["drift_share"], ts, step))
+        for row in result.performance:
+            if row["slice"] is None:
+                step = step_of.get(_iso(row["window_start"]) or "", 0)
+                if row["value"] is not None:
+                    metrics.append(Metric(f"quality.{row['metric']}", row["value"], ts, step))
+                if row["estimated_value"] is not None:
+                    metrics.append(Metric(f"quality_estimated.{row['metric']}", row["estimated_value"], ts, step))
         for g in result.groups:
             if g.key.slice is not None:
                 continue

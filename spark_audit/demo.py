@@ -4,7 +4,10 @@ Fourteen days of scored customer events. Days 0-6 are the reference period of
 model ``spark-audit-demo-churn`` version 1; days 7-13 are audited one day at a
 time. Two problems are injected: from day 11 ``monthly_charges`` shifts up by
 0.8 standard deviations (input drift), and on day 13 ``tenure_months`` is all
-NaN (an upstream pipeline bug), which the demo's data contract also catches. Everything lives under one local folder:
+NaN (an upstream pipeline bug), which the demo's data contract also catches.
+Labels (``churned``) show concept drift from day 12: customers churn more than
+the scores say, so realised quality decays; day 13 has no labels yet, so only
+the label-free estimate is there. Everything lives under one local folder:
 Delta tables, the MLflow SQLite store and its artifacts.
 """
 
@@ -22,6 +25,8 @@ DAYS = 14
 REFERENCE_DAYS = 7
 DRIFT_FROM_DAY = 11
 NAN_DAY = 13
+CONCEPT_DAY = 12
+UNLABELLED_DAY = 13
 MODEL_NAME = "spark-audit-demo-churn"
 FEATURES = ["age", "tenure_months", "monthly_charges", "plan", "country", "is_promo", "churn_score"]
 
@@ -34,6 +39,7 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
     charges = F.lit(65.0) + F.lit(20.0) * z(3)
     drifted = F.col("day") >= DRIFT_FROM_DAY
     df = base.select(
+        "day",
         F.concat(F.lit("c"), F.lpad(F.col("id").cast("string"), 8, "0")).alias("customer_id"),
         F.timestamp_seconds(
             F.lit(int(START.timestamp())) + F.col("day") * 86400 + (u(1) * 86399).cast("long")
@@ -49,7 +55,14 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
     )
     logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * F.coalesce(
         F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0)) + F.lit(0.5) * F.col("is_promo").cast("double")
-    return df.withColumn("churn_score", F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-logit)), 4))
+    # concept drift: from CONCEPT_DAY customers churn more than the model's score says;
+    # labels of the last day have not arrived yet
+    true_logit = logit + F.when(F.col("day") >= CONCEPT_DAY, F.lit(1.5)).otherwise(F.lit(0.0))
+    churned = F.when(F.col("day") >= UNLABELLED_DAY, F.lit(None)).otherwise(
+        (u(9) < F.lit(1.0) / (F.lit(1.0) + F.exp(-true_logit))).cast("int"))
+    return df.select(
+        "*", F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-logit)), 4).alias("churn_score"), churned.alias("churned")
+    ).drop("day")
 
 
 DEMO_CONTRACT = {
@@ -80,6 +93,8 @@ DEMO_CONTRACT = {
             {"name": "model_version", "logicalType": "string", "required": True},
             {"name": "churn_score", "logicalType": "number",
              "logicalTypeOptions": {"minimum": 0, "maximum": 1}},
+            {"name": "churned", "logicalType": "integer", "customProperties": [
+                {"property": "allowedValues", "value": [0, 1]}]},
         ],
     }],
 }
@@ -101,6 +116,8 @@ def demo_spec(home: Path) -> dict:
         "reference": {"start": START.isoformat(), "end": ref_end.isoformat()},
         "drift": {"bins": 10, "statistics": ["psi", "js"], "share_threshold": 0.5},
         "contract": {"path": str(home / "demo_contract.yaml"), "sample_rows": 5, "mask_columns": ["customer_id"]},
+        "quality": {"task": "binary", "label": "churned", "score": "churn_score", "threshold": 0.3,
+                    "max_degradation": 0.05},
         "output": {"path": str(home / "results")},
         "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo"},
     }

@@ -116,6 +116,49 @@ class MlflowSpec:
 
 
 @dataclass(frozen=True)
+class LabelsSpec:
+    """A separate Delta table of labels, joined to the predictions on ``keys``."""
+
+    source: SourceSpec
+    keys: tuple[str, ...]
+    label_time_column: str | None = None
+    max_delay: str | None = None  # labels later than prediction time + this are ignored
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    task: str  # binary | regression
+    label: str
+    prediction: str | None = None
+    score: str | None = None
+    positive: Any = 1
+    threshold: float = 0.5
+    score_bins: int = 20
+    labels: LabelsSpec | None = None
+    metrics: tuple[str, ...] = ()  # watched for decay; default per task
+    max_degradation: float = 0.05  # relative loss vs the reference: warning; twice this: critical
+    history: int = 8  # trailing windows for the mean +/- k std rule
+    min_history: int = 5  # fewer earlier windows than this: the rule waits (a std of 3 values says little)
+    k: float = 3.0
+    max_rel_change: float = 0.2  # window-over-window relative change that is an anomaly
+    estimate: bool = True  # label-free estimates for binary classifiers with a score
+
+    def watched(self) -> tuple[str, ...]:
+        if self.metrics:
+            return self.metrics
+        if self.task == "regression":
+            return ("rmse", "mae", "r2")
+        return ("accuracy", "f1", "roc_auc") if self.score else ("accuracy", "f1")
+
+
+QUALITY_METRICS = {
+    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"),
+    "regression": ("mse", "rmse", "mae", "mape", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mse", "rmse", "mae", "mape"})
+
+
+@dataclass(frozen=True)
 class ContractRef:
     path: str
     sample_rows: int = 10  # failing rows kept per rule and window
@@ -136,6 +179,7 @@ class AuditSpec:
     profile: ProfileSpec = field(default_factory=ProfileSpec)
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     contract: ContractRef | None = None
+    quality: QualityConfig | None = None
     file: str | None = None
 
     def spec_hash(self) -> str:
@@ -265,17 +309,10 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     top = r.mapping(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
-         "output", "mlflow", "contract"),
+         "output", "mlflow", "contract", "quality"),
         required=("name", "source", "features", "output"),
     )
-    s = r.mapping(top["source"], "source", ("path", "table", "version", "timestamp_column", "where"))
-    if bool(s.get("path")) == bool(s.get("table")):
-        raise r.fail("source", "set exactly one of source.path (a Delta folder) or source.table (a table name)")
-    source = SourceSpec(
-        path=r.str_(s, "path", "source"), table=r.str_(s, "table", "source"),
-        version=r.int_(s, "version", "source", None, lo=0),
-        timestamp_column=r.str_(s, "timestamp_column", "source"), where=r.str_(s, "where", "source"),
-    )
+    source = _parse_source(r, top["source"], "source")
     w = r.mapping(top.get("window"), "window", ("size", "start", "end"))
     size = r.str_(w, "size", "window")
     if size is not None and not _INTERVAL.match(size):
@@ -364,11 +401,69 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
             path=str(cd["path"]), sample_rows=r.int_(cd, "sample_rows", "contract", 10, lo=0, hi=10000) or 0,
             mask_columns=r.str_list(cd.get("mask_columns"), "contract.mask_columns"),
         )
+    quality = _parse_quality(r, top.get("quality")) if top.get("quality") is not None else None
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
-        contract=contract, file=file,
+        contract=contract, quality=quality, file=file,
     )
+
+
+def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
+    s = r.mapping(value, key, ("path", "table", "version", "timestamp_column", "where"))
+    if bool(s.get("path")) == bool(s.get("table")):
+        raise r.fail(key, f"set exactly one of {key}.path (a Delta folder) or {key}.table (a table name)")
+    return SourceSpec(
+        path=r.str_(s, "path", key), table=r.str_(s, "table", key),
+        version=r.int_(s, "version", key, None, lo=0),
+        timestamp_column=r.str_(s, "timestamp_column", key), where=r.str_(s, "where", key),
+    )
+
+
+def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
+    key = "quality"
+    q = r.mapping(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
+                               "labels", "metrics", "max_degradation", "history", "min_history", "k", "max_rel_change",
+                               "estimate"), required=("task", "label"))
+    task = r.str_(q, "task", key)
+    if task not in QUALITY_METRICS:
+        raise r.fail("quality.task", f"expected one of {', '.join(QUALITY_METRICS)}, got {task!r}")
+    labels = None
+    if q.get("labels") is not None:
+        lk = "quality.labels"
+        ld = r.mapping(q["labels"], lk, ("path", "table", "version", "keys", "label_time_column", "max_delay"),
+                       required=("keys",))
+        labels = LabelsSpec(
+            source=_parse_source(r, {k: v for k, v in ld.items() if k in ("path", "table", "version")}, lk),
+            keys=r.str_list(ld["keys"], f"{lk}.keys"),
+            label_time_column=r.str_(ld, "label_time_column", lk), max_delay=r.str_(ld, "max_delay", lk),
+        )
+    metrics = r.str_list(q.get("metrics"), "quality.metrics")
+    for m in metrics:
+        if m not in QUALITY_METRICS[str(task)]:
+            raise r.fail("quality.metrics", f"{m!r} is not a {task} metric; expected any of "
+                                            f"{', '.join(QUALITY_METRICS[str(task)])}")
+    positive = q.get("positive", 1)
+    if not isinstance(positive, (str, int, float, bool)):
+        raise r.fail("quality.positive", f"expected a label value, got {positive!r}")
+    out = QualityConfig(
+        task=str(task), label=str(r.str_(q, "label", key)), prediction=r.str_(q, "prediction", key),
+        score=r.str_(q, "score", key), positive=positive,
+        threshold=r.float_(q, "threshold", key, 0.5, lo=0.0) or 0.0,
+        score_bins=r.int_(q, "score_bins", key, 20, lo=2, hi=10000) or 20, labels=labels, metrics=metrics,
+        max_degradation=r.float_(q, "max_degradation", key, 0.05, lo=0.0) or 0.0,
+        history=r.int_(q, "history", key, 8, lo=2, hi=1000) or 8,
+        min_history=r.int_(q, "min_history", key, 5, lo=2, hi=1000) or 5, k=r.float_(q, "k", key, 3.0, lo=0.0) or 3.0,
+        max_rel_change=r.float_(q, "max_rel_change", key, 0.2, lo=0.0) or 0.0,
+        estimate=r.bool_(q, "estimate", key, True),
+    )
+    if out.task == "binary" and not (out.prediction or out.score):
+        raise r.fail("quality", "a binary task needs quality.prediction or quality.score")
+    if out.task == "regression" and not out.prediction:
+        raise r.fail("quality.prediction", "a regression task needs a prediction column")
+    if out.threshold > 1.0:
+        raise r.fail("quality.threshold", f"expected a number in [0, 1], got {out.threshold}")
+    return out
 
 
 def load_spec(path: str | Path) -> AuditSpec:

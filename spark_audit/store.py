@@ -66,6 +66,14 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         ),
         ("audit_key", "window_start", "slice", "model_version", "drift_type"),
     ),
+    "performance_metrics": (
+        _schema(
+            *_RUN, *_GROUP, ("metric", S), ("value", D), ("reference_value", D), ("degradation", D),
+            ("estimated_value", D), ("estimated_degradation", D), ("n", L), ("unlabelled", L), ("anomaly", B),
+            ("anomaly_reason", S), ("trend", D), ("windows_until_critical", D),
+        ),
+        ("audit_key", "window_start", "slice", "model_version", "metric"),
+    ),
     "contract_violations": (
         _schema(
             *_RUN, *_GROUP, ("rule_id", S), ("rule", S), ("column", S), ("severity", S), ("failing_count", L),

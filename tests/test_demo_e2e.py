@@ -73,6 +73,24 @@ def test_contract_catches_the_nan_column_with_masked_samples(demo, spark):
     assert sample["event_ts"].startswith("2026-01-14")
 
 
+def test_concept_drift_shows_as_quality_decay_and_estimates_cover_unlabelled_days(demo, spark):
+    spec, _, ref_profile, result = demo
+    quality = overall(result, "quality")
+    assert ("accuracy", "2026-01-13", "critical") in {(f.column, f.window_start[:10], f.severity) for f in quality}
+    assert not [f for f in quality if f.window_start[:10] <= "2026-01-11" and f.severity == "critical"]
+    assert ref_profile.extras["quality"]["calibration"]["bins"] == 20
+    perf = store.complete(spark, spec.output, "performance_metrics").where(
+        "metric = 'accuracy' AND slice IS NULL").orderBy("window_start").collect()
+    assert len(perf) == 7
+    # labelled days: the label-free estimate is close to the realised accuracy until the concept drifts
+    for row in perf[:4]:
+        assert row.n == 1200 and abs(row.estimated_value - row.value) < 0.04
+    assert perf[5].value < perf[5].estimated_value - 0.05  # concept drift: the estimate cannot see it
+    last = perf[-1]
+    assert last.value is None and last.unlabelled == 1200 and last.estimated_value is not None
+    assert perf[5].degradation > 0.1 and perf[5].windows_until_critical == 0.0
+
+
 def test_reference_is_tied_to_the_registered_model_version(demo):
     spec, ref_run, ref_profile, _ = demo
     client = MlflowClient(spec.mlflow.tracking_uri)

@@ -325,6 +325,8 @@ class TableProfile:
     schema: tuple[tuple[str, str], ...] = ()  # (name, Spark type) of the whole source table
     # per-slice profiles of the same rows (a reference keeps them so slices compare like with like)
     slices: dict[str, TableProfile] = field(default_factory=dict)
+    # JSON-able facts beside the column states (a reference keeps its model quality here)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def merge(self, other: TableProfile, key: GroupKey | None = None) -> TableProfile:
         cols = dict(self.columns)
@@ -346,6 +348,7 @@ class TableProfile:
             "schema": [list(s) for s in self.schema],
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
             "slices": {label: p.to_dict() for label, p in self.slices.items()},
+            "extras": self.extras,
         }
 
     def to_json(self) -> str:
@@ -366,6 +369,7 @@ class TableProfile:
             columns={n: ColumnProfile.from_dict(c) for n, c in d["columns"].items()},
             schema=tuple((str(a), str(b)) for a, b in d.get("schema", [])),
             slices={label: cls.from_dict(p) for label, p in (d.get("slices") or {}).items()},
+            extras=dict(d.get("extras") or {}),
         )
 
     @classmethod
