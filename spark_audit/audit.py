@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from spark_audit import quality, store
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
-from spark_audit.errors import DataError
+from spark_audit.errors import DataError, EmptyWindowError
 from spark_audit.findings import SEVERITIES, Finding
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import ColumnSpec, _c
@@ -33,6 +33,7 @@ from spark_audit.reference import (
 )
 from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec
+from spark_audit.timeutil import iso_utc, parse_iso
 
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
@@ -67,6 +68,33 @@ def _features(spec: AuditSpec) -> list[tuple[str, str | None]]:
     return [(f.name, f.kind) for f in spec.features]
 
 
+def _interval_seconds(size: str) -> int:
+    n, unit = size.split()
+    return int(n) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.lower().rstrip("s")]
+
+
+def incremental_range(
+    spark: SparkSession, spec: AuditSpec, *, now: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """[start, end) of the windows not audited yet: after the last complete audit, up to the last whole window
+    (or ``end``, when given, whichever is earlier).
+
+    Windows are aligned as Spark's ``window()`` aligns them (to the epoch), so the
+    end is ``now`` floored to the window size: the window still filling is left
+    for the next run.
+    """
+    last_end, _ = store.last_audited(spark, spec.output, spec.name)
+    start = max(d for d in (last_end, spec.window.start) if d is not None) if (last_end or spec.window.start) \
+        else None
+    end = end or spec.window.end
+    if spec.window.size:
+        step = _interval_seconds(spec.window.size)
+        now_s = int((now or datetime.now(timezone.utc)).timestamp())
+        whole = datetime.fromtimestamp(now_s - now_s % step, tz=timezone.utc)
+        end = min(end, whole) if end else whole
+    return start, end
+
+
 def _model_version_label(spec: AuditSpec, client=None) -> str | None:
     if spec.model.version:
         return spec.model.version
@@ -99,7 +127,7 @@ def profile_reference(
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
         exact = overall_groups(profile_groups(df, columns, grouping, bins=bins, top_k=0, kll_k=spec.profile.kll_k))
     key = GroupKey(
-        window_start=_iso(spec.reference.start), window_end=_iso(spec.reference.end), model_version=model_version
+        window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
 
     def with_top(p: TableProfile, top_from: TableProfile) -> TableProfile:
@@ -154,16 +182,6 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
 # --------------------------------------------------------------------------- audit
 
 
-def _iso(v: datetime | None) -> str | None:
-    if v is None:
-        return None
-    return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _ts(v: str | None) -> datetime | None:
-    return None if v is None else datetime.fromisoformat(v.replace("Z", "+00:00"))
-
-
 def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end: datetime | None) -> str:
     raw = "|".join([spec.name, spec.spec_hash(), spec.source.display, str(source_version), str(start), str(end)])
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
@@ -203,7 +221,7 @@ def _drift_rows(
     k = group.key
     return [
         dict(
-            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
             model_version=k.model_version, drift_type=drift_type, baseline=baseline, column=r.column,
             kind=r.kind, statistic=r.statistic, value=_finite(r.value), p_value=_finite(r.p_value),
             threshold=r.threshold, drifted=r.drifted, critical=r.critical, is_default=r.is_default,
@@ -219,7 +237,7 @@ def _profile_rows(group: GroupResult, common: dict[str, Any]) -> list[dict[str, 
     for name, col in group.profile.columns.items():
         s = col.summary()
         row = dict(
-            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
             model_version=k.model_version, column=name, kind=col.kind, dtype=col.dtype,
             row_count=group.profile.row_count, kll=col.kll, hll=col.hll, state=_state_json(col),
         )
@@ -277,9 +295,9 @@ def run_audit(
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
                                 extra_exprs=extra)
     if not finest:
-        raise DataError(
+        raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {version}"
-            + (f" between {_iso(start)} and {_iso(end)}" if start or end else "")
+            + (f" between {iso_utc(start)} and {iso_utc(end)}" if start or end else "")
         )
     groups = overall_groups(finest) + ([g for g in finest if g.key.slice is not None] if spec.slices else [])
     result = AuditResult(key, run_id, version, groups)
@@ -297,7 +315,7 @@ def run_audit(
             result.drift += _drift_rows(drift, g, "reference", ref.uri, common)
             n, nd, share, drifted = dataset_verdict(drift, features, spec.drift.share_threshold)
             result.dataset.append(dict(
-                common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+                common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
                 model_version=k.model_version, drift_type="reference", baseline=ref.uri, columns=n,
                 drifted_columns=nd, drift_share=share, share_threshold=spec.drift.share_threshold, drifted=drifted,
             ))
@@ -322,7 +340,7 @@ def run_audit(
     if spec.quality is not None:
         with progress.phase("measuring model quality"):
             history = quality.history_from_table(spark, spec, key)
-            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common, _ts)
+            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common, parse_iso)
             result.findings += found
     if plan is not None:
         with progress.phase("evaluating the contract"):
@@ -349,8 +367,7 @@ def _check_contract(
     if plan.has_uniqueness:
         cols = [W_START, MODEL_VERSION] if W_START in grouping.columns() else [MODEL_VERSION]
         for g in uniqueness_results(with_group_columns(df, grouping), plan, cols):
-            ws = g.group.get(W_START)
-            unique.setdefault((_iso(ws) if ws else None, g.group[MODEL_VERSION]), []).append(g.result)
+            unique.setdefault((iso_utc(g.group.get(W_START)), g.group[MODEL_VERSION]), []).append(g.result)
     for g in groups:
         row = plan.merge_rows(c.row for c in g.children) if g.children else g.row
         rules = plan.evaluate(row, total_rows=g.profile.row_count, now=now)
@@ -361,7 +378,7 @@ def _check_contract(
     for key, r in per_group:
         k = key or GroupKey()
         result.violations.append(dict(
-            common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=k.slice,
+            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
             model_version=k.model_version, **r.as_dict(),
         ))
         if r.passed:
@@ -377,7 +394,7 @@ def _check_contract(
         for i, bad in enumerate(sample_bad_rows(rows, plan, limit_per_rule=spec.contract.sample_rows,
                                                 mask_columns=spec.contract.mask_columns, rules=[r.rule_id])):
             result.bad_rows.append(dict(
-                common, window_start=_ts(k.window_start), window_end=_ts(k.window_end), slice=None,
+                common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=None,
                 model_version=k.model_version, sample=i, **bad,
             ))
 
@@ -385,7 +402,7 @@ def _check_contract(
 def _window_rows(df: DataFrame, spec: AuditSpec, key: GroupKey) -> DataFrame:
     ts = spec.source.timestamp_column
     if ts and key.window_start and key.window_end:
-        df = df.where((_c(ts) >= F.lit(_ts(key.window_start))) & (_c(ts) < F.lit(_ts(key.window_end))))
+        df = df.where((_c(ts) >= F.lit(parse_iso(key.window_start))) & (_c(ts) < F.lit(parse_iso(key.window_end))))
     if spec.model.version_column and key.model_version is not None:
         df = df.where(_c(spec.model.version_column).cast("string") == F.lit(key.model_version))
     return df
@@ -399,7 +416,7 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
         source=spec.source.display, source_version=result.source_version, spec_hash=spec.spec_hash(),
         model_name=spec.model.name, model_version=spec.model.version or spec.model.alias, reference_uri=ref.uri,
-        window_start=_ts(min(windows)) if windows else start, window_end=_ts(max(ends)) if ends else end,
+        window_start=parse_iso(min(windows)) if windows else start, window_end=parse_iso(max(ends)) if ends else end,
         started_at=datetime.now(timezone.utc), groups=len(result.groups), mlflow_run_id=result.mlflow_run_id,
     )
     store.write_rows(spark, out, "audit_runs", [dict(run, status="running")], audit_key=result.audit_key)
@@ -446,15 +463,15 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
         for row in result.drift:
             if row["drift_type"] != "reference" or row["slice"] is not None or row["value"] is None:
                 continue
-            step = step_of.get(_iso(row["window_start"]) or "", 0)
+            step = step_of.get(iso_utc(row["window_start"]) or "", 0)
             metrics.append(Metric(f"drift.{row['statistic']}.{row['column']}", row["value"], ts, step))
         for row in result.dataset:
             if row["slice"] is None and row["drift_type"] == "reference":
-                step = step_of.get(_iso(row["window_start"]) or "", 0)
+                step = step_of.get(iso_utc(row["window_start"]) or "", 0)
                 metrics.append(Metric("drift.share", row["drift_share"], ts, step))
         for row in result.performance:
             if row["slice"] is None:
-                step = step_of.get(_iso(row["window_start"]) or "", 0)
+                step = step_of.get(iso_utc(row["window_start"]) or "", 0)
                 if row["value"] is not None:
                     metrics.append(Metric(f"quality.{row['metric']}", row["value"], ts, step))
                 if row["estimated_value"] is not None:

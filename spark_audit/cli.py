@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from spark_audit.errors import AuditError, SpecError
+from spark_audit.errors import AuditError, EmptyWindowError, SpecError
 
 EXIT_DATA = 3
 
@@ -49,6 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("spec")
     a.add_argument("--start", type=_time, help="first window start (default: spec window.start)")
     a.add_argument("--end", type=_time, help="end of the last window (default: spec window.end)")
+    a.add_argument("--incremental", action="store_true",
+                   help="audit only windows after the last complete audit of this spec, up to the last whole window")
+    a.add_argument("--backfill", nargs=2, type=_time, metavar=("START", "END"),
+                   help="re-audit [START, END); readers then see these windows' newest results")
+
+    c = sub.add_parser("compare", help="model versions side by side, from the result tables")
+    c.add_argument("spec", help="an audit spec (its output location is read)")
+    c.add_argument("--model", help="only this model name (default: the spec's)")
+
+    k = sub.add_parser("contract", help="data contracts")
+    ksub = k.add_subparsers(dest="contract_command", required=True)
+    ki = ksub.add_parser("infer", help="suggest a contract from the spec's reference profile")
+    ki.add_argument("spec")
+    ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
+    ki.add_argument("--tolerance", type=float, default=0.1, help="relative widening of observed ranges")
+    kc = ksub.add_parser("check", help="check a Delta table against a contract; exit 1 on error/critical")
+    kc.add_argument("contract")
+    kg = kc.add_mutually_exclusive_group(required=True)
+    kg.add_argument("--path", help="Delta table folder")
+    kg.add_argument("--table", help="table name")
+    kc.add_argument("--version", type=int, help="Delta table version (default: current)")
     return p
 
 
@@ -81,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, progress)
+    if args.command == "contract" and args.contract_command == "check":
+        return _contract_check(args, progress)
     spec = load_spec(args.spec)  # validated before Spark starts
     from spark_audit.session import get_spark
 
@@ -92,12 +115,74 @@ def _run(args: argparse.Namespace) -> int:
         run_id, profile = build_reference(spark, spec, progress=progress)
         print(f"reference logged as runs:/{run_id} ({profile.row_count} rows, {len(profile.columns)} columns)")
         return 0
-    from spark_audit.audit import run_audit
+    if args.command == "compare":
+        from spark_audit.report import compare_versions
+
+        print(compare_versions(spark, spec, model=args.model))
+        return 0
+    if args.command == "contract":
+        return _contract_infer(args, spark, spec, progress)
+    from spark_audit.audit import incremental_range, run_audit
     from spark_audit.report import summary
 
-    result = run_audit(spark, spec, start=args.start, end=args.end, progress=progress)
+    start, end = args.start, args.end
+    if args.backfill:
+        start, end = args.backfill
+    elif args.incremental:
+        start, end = incremental_range(spark, spec, end=args.end)
+        if start is not None and end is not None and start >= end:
+            print(f"nothing new to audit: windows up to {end.isoformat()} are audited")
+            return 0
+    try:
+        result = run_audit(spark, spec, start=start, end=end, progress=progress)
+    except EmptyWindowError:
+        if not args.incremental:
+            raise
+        print(f"nothing new to audit since {start.isoformat() if start else 'the beginning'}")
+        return 0
     print(summary(result))
     return result.exit_code
+
+
+def _contract_infer(args: argparse.Namespace, spark, spec, progress) -> int:
+    import yaml
+
+    from spark_audit.contract import infer_contract
+    from spark_audit.reference import load_reference, mlflow_client
+
+    with progress.phase("loading reference"):
+        ref = load_reference(mlflow_client(spec.mlflow), spec.reference_uri())
+    contract = infer_contract(ref.profile, table_name=spec.source.display.rstrip("/").split("/")[-1],
+                              tolerance=args.tolerance)
+    text = yaml.safe_dump(contract, sort_keys=False)
+    header = f"# Suggested by spark-audit from {ref.uri}: review and edit before use.\n"
+    if args.output:
+        Path(args.output).write_text(header + text)
+        print(f"contract written to {args.output}")
+    else:
+        print(header + text)
+    return 0
+
+
+def _contract_check(args: argparse.Namespace, progress) -> int:
+    from spark_audit.contract import check_dataframe, compile_contract, load_contract, worst_severity
+    from spark_audit.session import get_spark
+    from spark_audit.source import read_source
+    from spark_audit.spec import SourceSpec
+
+    contract = load_contract(args.contract)
+    with progress.phase("starting Spark"):
+        spark = get_spark(args.master)
+    df, version = read_source(spark, SourceSpec(path=args.path, table=args.table, version=args.version))
+    with progress.phase(f"checking {args.path or args.table} at version {version}"):
+        results = check_dataframe(df, compile_contract(contract, df.schema))
+    failing = [r for r in results if not r.passed]
+    for r in results:
+        mark = "ok" if r.passed else r.severity.upper()
+        print(f"{mark:<9} {r.rule_id:<40} {r.message}")
+    worst = worst_severity(results)
+    print(f"{len(results) - len(failing)} passed, {len(failing)} failed; worst severity: {worst or 'none'}")
+    return 1 if worst in ("error", "critical") else 0
 
 
 def _demo(args: argparse.Namespace, progress) -> int:

@@ -27,6 +27,10 @@ class DataError(AuditError):
     """The data does not allow the audit: missing table or column, empty input."""
 
 
+class EmptyWindowError(DataError):
+    """No rows in the audited range."""
+
+
 class ReferenceError_(AuditError):
     """A reference profile could not be found or read."""
 

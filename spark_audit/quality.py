@@ -11,7 +11,8 @@ left before the critical level is crossed.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -34,6 +35,7 @@ from spark_audit.decay import (
 from spark_audit.findings import Finding
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig
+from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
 ESTIMATED = ("accuracy", "precision", "recall", "f1")
@@ -187,11 +189,12 @@ def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> 
         return {}
     rows = (df.where((F.col("audit_name") == spec.name) & (F.col("audit_key") != audit_key)
                      & F.col("value").isNotNull())
-            .select("window_start", "slice", "model_version", "metric", "value").collect())
+            .select(F.unix_micros("window_start").alias("ws"), "slice", "model_version", "metric", "value")
+            .collect())
     out: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        if r.window_start is None:
+        w = iso_utc(r.ws)
+        if w is None:
             continue
-        w = r.window_start.isoformat() + "Z"
         out.setdefault((r.slice, r.model_version, r.metric), {})[w] = float(r.value)
     return {k: sorted(v.items()) for k, v in out.items()}

@@ -52,7 +52,7 @@ def read_source(
     reader = spark.read.format("delta").option("versionAsOf", version)
     try:
         df = reader.table(source.table) if source.table else reader.load(str(source.path))
-        df.schema  # resolve now: a bad version or path fails here, with its name
+        _ = df.schema  # resolve now: a bad version or path fails here, with its name
     except AnalysisException as e:
         raise DataError(f"cannot read {source.display!r} at version {version}: {_first_line(e)}") from None
     ts = source.timestamp_column
@@ -70,7 +70,7 @@ def read_source(
         if cond:
             try:
                 df = df.where(F.expr(cond))
-                df.schema
+                _ = df.schema
             except AnalysisException as e:
                 raise DataError(f"invalid filter {cond!r}: {_first_line(e)}") from None
     return df, version

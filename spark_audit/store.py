@@ -12,10 +12,12 @@ readers take a run as complete only when it says ``status = 'complete'``
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -108,20 +110,44 @@ def read(spark: SparkSession, output: OutputSpec, table: str) -> DataFrame | Non
     loc = location(output, table)
     try:
         df = spark.read.table(loc) if output.database else spark.read.format("delta").load(loc)
-        df.schema
+        _ = df.schema
         return df
     except AnalysisException:
         return None
 
 
-def complete(spark: SparkSession, output: OutputSpec, table: str) -> DataFrame | None:
-    """Rows of ``table`` that belong to audit runs recorded as complete."""
+def complete(spark: SparkSession, output: OutputSpec, table: str, *, latest: bool = True) -> DataFrame | None:
+    """Rows of ``table`` that belong to audit runs recorded as complete.
+
+    With ``latest`` (the default), a window audited by several runs of the same
+    audit (a daily run, then a backfill over it) shows only the rows of the run
+    that finished last; earlier runs' rows stay in the table for the record.
+    """
     rows = read(spark, output, table)
     runs = read(spark, output, "audit_runs")
     if rows is None or runs is None:
         return None
-    done = runs.where(F.col("status") == "complete").select("audit_key", F.col("audit_run_id").alias("_rid"))
-    return rows.join(done, on="audit_key").where(F.col("audit_run_id") == F.col("_rid")).drop("_rid")
+    if table == "audit_runs":
+        return rows.where(F.col("status") == "complete")
+    done = runs.where(F.col("status") == "complete").select(
+        "audit_key", F.col("audit_run_id").alias("_rid"), F.col("finished_at").alias("_fin"))
+    out = rows.join(done, on="audit_key").where(F.col("audit_run_id") == F.col("_rid")).drop("_rid")
+    if latest and "window_start" in rows.columns:
+        newest = F.max("_fin").over(Window.partitionBy("audit_name", "window_start"))
+        out = out.withColumn("_newest", newest).where(F.col("_fin") == F.col("_newest")).drop("_newest")
+    return out.drop("_fin")
+
+
+def last_audited(spark: SparkSession, output: OutputSpec, audit_name: str) -> tuple[datetime | None, int | None]:
+    """End of the latest window and the source version of complete runs of ``audit_name``."""
+    runs = read(spark, output, "audit_runs")
+    if runs is None:
+        return None, None
+    row = (runs.where((F.col("status") == "complete") & (F.col("audit_name") == audit_name))
+           .agg(F.unix_micros(F.max("window_end")).alias("end"), F.max("source_version").alias("version")).first())
+    if row is None or row["end"] is None:
+        return None, None
+    return datetime.fromtimestamp(row["end"] / 1e6, tz=timezone.utc), row["version"]
 
 
 def _is_conflict(e: Exception) -> bool:

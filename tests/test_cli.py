@@ -119,3 +119,59 @@ def test_type_change_is_a_critical_finding_not_a_crash(setup, capsys, spark):
     assert main(["--quiet", "audit", write(reference={"uri": uri})]) == 1
     out = capsys.readouterr().out
     assert "schema" in out and "type changed from double to string" in out
+
+
+def test_incremental_audits_only_new_windows_and_backfill_replaces(setup, capsys, spark):
+    write, spec, table = setup
+    uri = reference_uri(capsys, write())
+    path = write(reference={"uri": uri})
+    out = load_spec(path).output
+    assert main(["--quiet", "audit", path, "--end", (T0 + timedelta(days=2)).isoformat(), "--incremental"]) == 0
+    first = capsys.readouterr().out
+    assert "2026-02-01" in first and "2026-02-02" in first and "2026-02-03" not in first
+    # the next scheduled run picks up the third day only (with its NaN problem)
+    assert main(["--quiet", "audit", path, "--incremental"]) == 1
+    second = capsys.readouterr().out
+    assert "2026-02-03" in second and "2026-02-01" not in second
+    assert main(["--quiet", "audit", path, "--incremental"]) == 0
+    assert "nothing new to audit" in capsys.readouterr().out
+    runs = store.read(spark, out, "audit_runs")
+    assert runs.count() == 2
+    # a backfill re-audits day 2 and 3; readers see each window once, from the newest run
+    assert main(["--quiet", "audit", path, "--backfill", (T0 + timedelta(days=1)).isoformat(),
+                 (T0 + timedelta(days=3)).isoformat()]) == 1
+    capsys.readouterr()
+    prof = store.complete(spark, out, "profile_metrics").where("column = 'x'")
+    assert sorted(r.window_start.day for r in prof.collect()) == [1, 2, 3]
+    assert store.read(spark, out, "profile_metrics").where("column = 'x'").count() == 5  # the record keeps all
+
+
+def test_compare_model_versions(spark, tmp_path, capsys):
+    table = str(tmp_path / "mv")
+    rows = [(T0 + timedelta(hours=h), float(h % 10), str(1 + (h % 2)), float(h % 10) / 10, h % 2)
+            for h in range(96)]
+    spark.createDataFrame(rows, "ts timestamp, x double, mv string, score double, y int").write.format(
+        "delta").save(table)
+    spec = {
+        "name": "mv-test", "source": {"path": table, "timestamp_column": "ts"}, "window": {"size": "1 day"},
+        "model": {"name": "m", "version_column": "mv"}, "features": ["x"],
+        "reference": {"uri": "", "end": (T0 + timedelta(days=1)).isoformat()},
+        "quality": {"task": "binary", "label": "y", "score": "score"},
+        "output": {"path": str(tmp_path / "results")},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    }
+    del spec["reference"]["uri"]
+    path = tmp_path / "mv.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    uri = reference_uri(capsys, str(path))
+    spec["reference"] = {"uri": uri}
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["--quiet", "audit", str(path)]) in (0, 1)
+    capsys.readouterr()
+    assert main(["--quiet", "compare", str(path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "model m: audits mv-test"
+    assert "accuracy last/ref" in lines[1]
+    assert [ln.split()[0] for ln in lines[2:]] == ["1", "2"]
+    assert all(ln.split()[1] == "4" for ln in lines[2:])  # 4 windows each

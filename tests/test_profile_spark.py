@@ -129,7 +129,7 @@ def test_windows_and_slices_merge_to_the_unsplit_profile(table):
     # overall_groups merges the slices of each day back into one profile per day
     overall = overall_groups(by_day_and_seg)
     assert [g.key.window_start for g in overall] == [g.key.window_start for g in by_day]
-    for o, d in zip(overall, by_day):
+    for o, d in zip(overall, by_day, strict=True):
         assert o.profile.row_count == d.profile.row_count
         assert o.profile.columns["x"].nan == d.profile.columns["x"].nan
         assert o.key.slice is None and len(o.children) == 2

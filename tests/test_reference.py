@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from mlflow import MlflowClient
 
 from spark_audit.errors import ReferenceError_, TrackingError
 from spark_audit.profile.state import ColumnProfile, GroupKey, TableProfile

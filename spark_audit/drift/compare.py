@@ -8,8 +8,8 @@ the KLL sketches. Nothing here touches Spark.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

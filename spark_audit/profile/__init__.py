@@ -1,7 +1,7 @@
 """Column profiles: aggregate expressions, mergeable states, serialisation."""
 
 from spark_audit.profile.exprs import ColumnSpec, resolve_columns
-from spark_audit.profile.profiler import GroupResult, Grouping, overall_groups, profile_groups
+from spark_audit.profile.profiler import Grouping, GroupResult, overall_groups, profile_groups
 from spark_audit.profile.state import Bins, ColumnProfile, GroupKey, TableProfile, merge_all
 
 __all__ = [

@@ -7,8 +7,9 @@ in one ``groupBy(...).agg(...)`` scan. Expressions are aliased
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -168,7 +169,7 @@ def column_from_row(
         if bins is not None and bins.edges is not None:
             below = [int(g(f"{p}lt{j}") or 0) for j in range(len(bins.edges))]
             cum = [0, *below, nf]
-            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:])), edges=bins.edges)
+            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:], strict=False)), edges=bins.edges)
         base.update(
             nan=int(g(p + "nan") or 0), pos_inf=int(g(p + "pinf") or 0), neg_inf=int(g(p + "ninf") or 0),
             zeros=int(g(p + "zeros") or 0), n_finite=nf, mean=g(p + "mean"),

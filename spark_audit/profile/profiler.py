@@ -10,15 +10,16 @@ from the finest ones in Python, not rescanned.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_audit.profile.exprs import ColumnSpec, _c, profile_exprs, profiles_from_row
 from spark_audit.profile.state import Bins, GroupKey, TableProfile, merge_all
+from spark_audit.timeutil import iso_utc
 
 W_START = "__sa_window_start"
 W_END = "__sa_window_end"
@@ -54,22 +55,14 @@ def with_group_columns(df: DataFrame, grouping: Grouping) -> DataFrame:
     if grouping.window and grouping.timestamp_column:
         w = F.window(_c(grouping.timestamp_column), grouping.window)
         df = df.where(_c(grouping.timestamp_column).isNotNull())
-        df = df.withColumn(W_START, w.start).withColumn(W_END, w.end)
+        # epoch microseconds, not timestamps: collected rows then mean the same instant whatever
+        # the session's or the Python process's time zone
+        df = df.withColumn(W_START, F.unix_micros(w.start)).withColumn(W_END, F.unix_micros(w.end))
     if grouping.model_version_column:
         mv: Column = _c(grouping.model_version_column).cast("string")
     else:
         mv = F.lit(grouping.model_version).cast("string")
     return df.withColumn(MODEL_VERSION, mv)
-
-
-def _iso(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return str(v)
 
 
 def _slice_label(grouping: Grouping, row: Mapping[str, Any]) -> str | None:
@@ -139,8 +132,8 @@ def profile_groups(
             if c.kind == "categorical" and not c.top_k:
                 cols[name] = replace(c, top_k=top_k)
         key = GroupKey(
-            window_start=_iso(row.get(W_START)),
-            window_end=_iso(row.get(W_END)),
+            window_start=iso_utc(row.get(W_START)),
+            window_end=iso_utc(row.get(W_END)),
             slice=_slice_label(grouping, row),
             model_version=row.get(MODEL_VERSION),
         )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from datasketches import hll_sketch, hll_union, kll_doubles_sketch
@@ -150,7 +151,7 @@ class ColumnProfile:
             return None
         pts = sorted(set(float(p) for p in points))
         values = sketch.get_cdf(pts, True)[:-1]
-        lookup = dict(zip(pts, values))
+        lookup = dict(zip(pts, values, strict=True))
         return [float(lookup[float(p)]) for p in points]
 
     def histogram(self, bins: Bins) -> np.ndarray:
@@ -210,7 +211,8 @@ class ColumnProfile:
             top = dict(sorted(top.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k])
         bins = None
         if self.bins is not None and other.bins is not None and self.bins.same_bins(other.bins):
-            bins = replace(self.bins, counts=tuple(a + b for a, b in zip(self.bins.counts, other.bins.counts)))
+            summed = tuple(a + b for a, b in zip(self.bins.counts, other.bins.counts, strict=True))
+            bins = replace(self.bins, counts=summed)
         return replace(
             self,
             dtype=self.dtype if self.dtype == other.dtype else f"{self.dtype}|{other.dtype}",
