@@ -175,3 +175,20 @@ def test_compare_model_versions(spark, tmp_path, capsys):
     assert "accuracy last/ref" in lines[1]
     assert [ln.split()[0] for ln in lines[2:]] == ["1", "2"]
     assert all(ln.split()[1] == "4" for ln in lines[2:])  # 4 windows each
+
+
+def test_contract_infer_then_check(setup, capsys, tmp_path):
+    write, spec, table = setup
+    uri = reference_uri(capsys, write())
+    path = write(reference={"uri": uri})
+    out = tmp_path / "inferred.yaml"
+    assert main(["--quiet", "contract", "infer", path, "-o", str(out)]) == 0
+    assert "contract written" in capsys.readouterr().out
+    inferred = yaml.safe_load(out.read_text())
+    props = {p["name"]: p for p in inferred["schema"][0]["properties"]}
+    assert set(props) == {"x", "c", "empty"} and props["x"]["required"] is True
+    # the reference (day 1) had no NaN; the whole table has a NaN day: the check fails and says so
+    assert main(["--quiet", "contract", "check", str(out), "--path", table]) == 1
+    text = capsys.readouterr().out
+    assert "x.nanValues" in text and "ERROR" in text
+    assert main(["--quiet", "contract", "check", str(out), "--path", table + "_missing"]) == 3

@@ -91,3 +91,37 @@ def test_missing_file():
 def test_no_reference_anywhere_is_an_error():
     with pytest.raises(SpecError, match="no reference"):
         parse_spec(MINIMAL).reference_uri()
+
+
+def test_example_spec_has_quality_and_contract():
+    spec = load_spec(CONF / "churn_audit.yaml")
+    assert spec.quality.task == "binary" and spec.quality.watched() == ("accuracy", "f1", "roc_auc")
+    assert spec.contract.mask_columns == ("customer_id",)
+
+
+@pytest.mark.parametrize(
+    "quality, key, words",
+    [
+        ({"task": "ranking", "label": "y"}, "quality.task", "binary, regression"),
+        ({"task": "regression", "label": "y"}, "quality.prediction", "needs a prediction"),
+        ({"task": "binary", "label": "y"}, "quality", "prediction or quality.score"),
+        ({"task": "binary", "label": "y", "score": "s", "metrics": ["rmse"]}, "quality.metrics", "not a binary"),
+        ({"task": "binary", "label": "y", "score": "s", "threshold": 2}, "quality.threshold", "[0, 1]"),
+        ({"task": "binary", "label": "y", "score": "s", "labels": {"path": "/l"}}, "quality.labels.keys",
+         "is required"),
+        ({"task": "binary", "label": "y", "score": "s", "labels": {"keys": ["id"]}}, "quality.labels",
+         "exactly one"),
+    ],
+)
+def test_quality_errors_name_the_key(quality, key, words):
+    with pytest.raises(SpecError) as e:
+        parse_spec({**MINIMAL, "quality": quality}, file="a.yaml")
+    assert f"a.yaml: {key}: " in str(e.value) and words in str(e.value)
+
+
+def test_contract_as_a_path_or_a_mapping():
+    assert parse_spec({**MINIMAL, "contract": "c.yaml"}).contract.path == "c.yaml"
+    spec = parse_spec({**MINIMAL, "contract": {"path": "c.yaml", "sample_rows": 3}})
+    assert spec.contract.sample_rows == 3
+    with pytest.raises(SpecError, match="contract.sample_row: unknown key"):
+        parse_spec({**MINIMAL, "contract": {"path": "c.yaml", "sample_row": 3}})
