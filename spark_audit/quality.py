@@ -19,7 +19,6 @@ from pyspark.sql import functions as F
 
 from spark_audit.decay import (
     Calibration,
-    QualitySpec,
     estimated_exprs,
     estimated_from_row,
     fit_calibration,
@@ -41,11 +40,6 @@ Q, E = "q__", "e__"
 ESTIMATED = ("accuracy", "precision", "recall", "f1")
 
 
-def decay_spec(cfg: QualityConfig) -> QualitySpec:
-    return QualitySpec(task=cfg.task, label=cfg.label, prediction=cfg.prediction, score=cfg.score,
-                       positive=cfg.positive, threshold=cfg.threshold, score_bins=cfg.score_bins)
-
-
 def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFrame:
     """The predictions with the label column joined from the labels table, when there is one."""
     cfg = spec.quality
@@ -55,16 +49,17 @@ def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFram
 
     labels, _ = read_source(spark, cfg.labels.source)
     return join_labels(
-        df, labels, list(cfg.labels.keys), label_col=cfg.label, label_time_col=cfg.labels.label_time_column,
+        df, labels, list(cfg.labels.keys), label_col=cfg.measure.label, label_time_col=cfg.labels.label_time_column,
         prediction_time_col=spec.source.timestamp_column if cfg.labels.max_delay else None,
         max_delay=cfg.labels.max_delay,
     )
 
 
 def exprs(cfg: QualityConfig, calibration: Calibration | None) -> list[Column]:
-    out = quality_exprs(decay_spec(cfg), prefix=Q)
-    if calibration is not None and cfg.score:
-        out += estimated_exprs(calibration, cfg.score, cfg.threshold, prefix=E)
+    out = quality_exprs(cfg.measure, prefix=Q)
+    m = cfg.measure
+    if calibration is not None and m.score:
+        out += estimated_exprs(calibration, m.score, m.threshold, prefix=E)
     return out
 
 
@@ -79,10 +74,10 @@ def state(group: GroupResult) -> dict[str, Any]:
 
 def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any]) -> dict[str, Any]:
     """What a reference keeps: its quality metrics, its state and (binary + score) a calibration."""
-    metrics = quality_from_row(decay_spec(cfg), ref_state, prefix=Q)
-    out: dict[str, Any] = {"quality": {"task": cfg.task, "metrics": _json_safe(metrics),
+    metrics = quality_from_row(cfg.measure, ref_state, prefix=Q)
+    out: dict[str, Any] = {"quality": {"task": cfg.measure.task, "metrics": _json_safe(metrics),
                                        "state": {k: v for k, v in ref_state.items() if k.startswith(Q)}}}
-    if cfg.task == "binary" and cfg.score and cfg.estimate and metrics.get("n"):
+    if cfg.measure.task == "binary" and cfg.measure.score and cfg.estimate and metrics.get("n"):
         out["quality"]["calibration"] = fit_calibration(ref_state[Q + "bin_pos"], ref_state[Q + "bin_neg"]).to_dict()
     return out
 
@@ -119,7 +114,7 @@ def evaluate(
     """
     cfg = spec.quality
     assert cfg is not None
-    qspec = decay_spec(cfg)
+    qspec = cfg.measure
     ref_metrics = (ref_extras.get("quality") or {}).get("metrics") or {}
     rows: list[dict[str, Any]] = []
     findings: list[Finding] = []
@@ -166,10 +161,10 @@ def evaluate(
             if deg is not None and deg >= cfg.max_degradation:
                 sev = "critical" if deg >= 2 * cfg.max_degradation else "warning"
                 findings.append(Finding(sev, "quality", f"{metric} {value:.3f} vs {ref:.3f} in the reference "
-                                        f"({deg:+.1%} worse)", metric, **where))
+                                        f"({deg:.1%} worse)", metric, **where))
             elif est_deg is not None and not math.isfinite(value) and est_deg >= cfg.max_degradation:
                 findings.append(Finding("warning", "quality_estimate", f"no labels yet; estimated {metric} "
-                                        f"{est:.3f} vs {ref:.3f} in the reference ({est_deg:+.1%} worse)",
+                                        f"{est:.3f} vs {ref:.3f} in the reference ({est_deg:.1%} worse)",
                                         metric, **where))
             if anomaly is not None:
                 findings.append(Finding("warning", "anomaly", f"{metric}: {anomaly.reason}", metric, **where))

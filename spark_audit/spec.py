@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from spark_audit.decay.metrics import QualitySpec
 from spark_audit.errors import SpecError
 
 KINDS = ("numeric", "categorical", "boolean", "timestamp")
@@ -127,13 +128,7 @@ class LabelsSpec:
 
 @dataclass(frozen=True)
 class QualityConfig:
-    task: str  # binary | regression
-    label: str
-    prediction: str | None = None
-    score: str | None = None
-    positive: Any = 1
-    threshold: float = 0.5
-    score_bins: int = 20
+    measure: QualitySpec  # task, label, prediction, score, positive, threshold, score_bins
     labels: LabelsSpec | None = None
     metrics: tuple[str, ...] = ()  # watched for decay; default per task
     max_degradation: float = 0.05  # relative loss vs the reference: warning; twice this: critical
@@ -146,9 +141,9 @@ class QualityConfig:
     def watched(self) -> tuple[str, ...]:
         if self.metrics:
             return self.metrics
-        if self.task == "regression":
+        if self.measure.task == "regression":
             return ("rmse", "mae", "r2")
-        return ("accuracy", "f1", "roc_auc") if self.score else ("accuracy", "f1")
+        return ("accuracy", "f1", "roc_auc") if self.measure.score else ("accuracy", "f1")
 
 
 QUALITY_METRICS = {
@@ -446,24 +441,23 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     positive = q.get("positive", 1)
     if not isinstance(positive, (str, int, float, bool)):
         raise r.fail("quality.positive", f"expected a label value, got {positive!r}")
-    out = QualityConfig(
-        task=str(task), label=str(r.str_(q, "label", key)), prediction=r.str_(q, "prediction", key),
-        score=r.str_(q, "score", key), positive=positive,
-        threshold=r.float_(q, "threshold", key, 0.5, lo=0.0) or 0.0,
-        score_bins=r.int_(q, "score_bins", key, 20, lo=2, hi=10000) or 20, labels=labels, metrics=metrics,
+    try:
+        measure = QualitySpec(
+            task=str(task), label=str(r.str_(q, "label", key)), prediction=r.str_(q, "prediction", key),
+            score=r.str_(q, "score", key), positive=positive,
+            threshold=r.float_(q, "threshold", key, 0.5, lo=0.0) or 0.0,
+            score_bins=r.int_(q, "score_bins", key, 20, lo=2, hi=10000) or 20,
+        )
+    except SpecError as e:  # QualitySpec names the key; put it under quality.
+        raise r.fail(f"quality.{e.key}" if e.key else "quality", str(e).split(": ", 1)[-1]) from None
+    return QualityConfig(
+        measure=measure, labels=labels, metrics=metrics,
         max_degradation=r.float_(q, "max_degradation", key, 0.05, lo=0.0) or 0.0,
         history=r.int_(q, "history", key, 8, lo=2, hi=1000) or 8,
         min_history=r.int_(q, "min_history", key, 5, lo=2, hi=1000) or 5, k=r.float_(q, "k", key, 3.0, lo=0.0) or 3.0,
         max_rel_change=r.float_(q, "max_rel_change", key, 0.2, lo=0.0) or 0.0,
         estimate=r.bool_(q, "estimate", key, True),
     )
-    if out.task == "binary" and not (out.prediction or out.score):
-        raise r.fail("quality", "a binary task needs quality.prediction or quality.score")
-    if out.task == "regression" and not out.prediction:
-        raise r.fail("quality.prediction", "a regression task needs a prediction column")
-    if out.threshold > 1.0:
-        raise r.fail("quality.threshold", f"expected a number in [0, 1], got {out.threshold}")
-    return out
 
 
 def load_spec(path: str | Path) -> AuditSpec:

@@ -95,7 +95,7 @@ def test_no_reference_anywhere_is_an_error():
 
 def test_example_spec_has_quality_and_contract():
     spec = load_spec(CONF / "churn_audit.yaml")
-    assert spec.quality.task == "binary" and spec.quality.watched() == ("accuracy", "f1", "roc_auc")
+    assert spec.quality.measure.task == "binary" and spec.quality.watched() == ("accuracy", "f1", "roc_auc")
     assert spec.contract.mask_columns == ("customer_id",)
 
 
@@ -103,8 +103,8 @@ def test_example_spec_has_quality_and_contract():
     "quality, key, words",
     [
         ({"task": "ranking", "label": "y"}, "quality.task", "binary, regression"),
-        ({"task": "regression", "label": "y"}, "quality.prediction", "needs a prediction"),
-        ({"task": "binary", "label": "y"}, "quality", "prediction or quality.score"),
+        ({"task": "regression", "label": "y"}, "quality.prediction", "needs a 'prediction' column"),
+        ({"task": "binary", "label": "y"}, "quality.prediction", "needs a 'prediction' or a 'score'"),
         ({"task": "binary", "label": "y", "score": "s", "metrics": ["rmse"]}, "quality.metrics", "not a binary"),
         ({"task": "binary", "label": "y", "score": "s", "threshold": 2}, "quality.threshold", "[0, 1]"),
         ({"task": "binary", "label": "y", "score": "s", "labels": {"path": "/l"}}, "quality.labels.keys",
