@@ -17,8 +17,9 @@ from spark_audit.contract import ContractPlan, compile_contract, load_contract, 
 from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
 from spark_audit.errors import DataError, EmptyWindowError
 from spark_audit.findings import SEVERITIES, Finding
+from spark_audit.names import col as _c
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
-from spark_audit.profile.exprs import ColumnSpec, _c
+from spark_audit.profile.exprs import ColumnSpec
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, with_group_columns
 from spark_audit.profile.state import Bins, GroupKey
 from spark_audit.progress import QUIET, Progress

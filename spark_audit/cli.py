@@ -212,5 +212,10 @@ def _demo(args: argparse.Namespace, progress) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script: exit with main()'s code (a Databricks wheel task calls this and ignores returns)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -26,8 +26,8 @@ def get_spark(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    if os.environ.get("PYSPARK_GATEWAY_PORT") and master is None:
-        # launched by spark-submit: master, packages and Delta settings come from its command line
+    if master is None and (os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("DATABRICKS_RUNTIME_VERSION")):
+        # launched by spark-submit or on Databricks: master, packages and Delta come from there
         return SparkSession.builder.appName(app_name).getOrCreate()
     from delta import configure_spark_with_delta_pip
 
@@ -38,6 +38,9 @@ def get_spark(
         **DELTA_CONF,
         "spark.ui.enabled": "false",
         "spark.sql.shuffle.partitions": "8",
+        # Delta rebuilds a table's state with this many tasks (default 50); a local session
+        # reads small result tables, where 50 tasks cost far more than the work
+        "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",

@@ -9,27 +9,32 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_audit.errors import DataError
-from spark_audit.profile.exprs import _c
+from spark_audit.names import col as _c
+from spark_audit.names import quote_name as _quote
 from spark_audit.spec import SourceSpec
-
-
-def _delta_table(spark: SparkSession, source: SourceSpec):
-    from delta.tables import DeltaTable
-
-    try:
-        if source.table:
-            return DeltaTable.forName(spark, source.table)
-        return DeltaTable.forPath(spark, str(source.path))
-    except AnalysisException as e:
-        raise DataError(f"source {source.display!r} is not a readable Delta table: {_first_line(e)}") from None
 
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
 
 
+def delta_identifier(source: SourceSpec) -> str:
+    """The source in SQL: ``delta.`path` `` or the quoted parts of ``catalog.schema.table``."""
+    if source.table:
+        return ".".join(_quote(part) for part in source.table.split("."))
+    return f"delta.{_quote(str(source.path))}"
+
+
 def current_version(spark: SparkSession, source: SourceSpec) -> int:
-    row = _delta_table(spark, source).history(1).select("version").first()
+    """The table's latest Delta version.
+
+    Plain SQL (``DESCRIBE HISTORY``), not ``delta.tables.DeltaTable``: under Spark Connect the
+    latter needs the Delta Connect server plugin, which a plain Spark Connect server lacks.
+    """
+    try:
+        row = spark.sql(f"DESCRIBE HISTORY {delta_identifier(source)} LIMIT 1").select("version").first()
+    except AnalysisException as e:
+        raise DataError(f"source {source.display!r} is not a readable Delta table: {_first_line(e)}") from None
     if row is None:
         raise DataError(f"source {source.display!r} has no Delta history")
     return int(row[0])

@@ -11,6 +11,8 @@ readers take a run as complete only when it says ``status = 'complete'``
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from spark_audit.names import quote_name as _quote
 from spark_audit.spec import OutputSpec
 
 S, D, L, B, TS = T.StringType(), T.DoubleType(), T.LongType(), T.BooleanType(), T.TimestampType()
@@ -96,14 +99,12 @@ def location(output: OutputSpec, table: str) -> str:
     return f"{str(output.path).rstrip('/')}/{table}"
 
 
-def _delta(spark: SparkSession, output: OutputSpec, table: str):
-    from delta.tables import DeltaTable
-
-    loc = location(output, table)
-    try:
-        return DeltaTable.forName(spark, loc) if output.database else DeltaTable.forPath(spark, loc)
-    except AnalysisException:
-        return None
+def _merge_target(output: OutputSpec, table: str) -> tuple[str, str]:
+    """The table's name for ``DataFrame.mergeInto`` and the qualifier of its columns there."""
+    if output.database:
+        return ".".join(_quote(p) for p in [*output.database.split("."), table]), _quote(table)
+    path = _quote(location(output, table))
+    return f"delta.{path}", path
 
 
 def read(spark: SparkSession, output: OutputSpec, table: str) -> DataFrame | None:
@@ -184,8 +185,7 @@ def write_rows(
 
 def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
     df = spark.createDataFrame(data, schema)
-    target = _delta(spark, output, table)
-    if target is None:
+    if read(spark, output, table) is None:
         writer = df.write.format("delta").mode("append")
         try:
             if output.database:
@@ -194,16 +194,22 @@ def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
                 writer.save(location(output, table))
             return len(data)
         except AnalysisException:
-            target = _delta(spark, output, table)  # created meanwhile by a concurrent audit
-            if target is None:
+            if read(spark, output, table) is None:  # else created meanwhile by a concurrent audit
                 raise
-    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in key)
+    # DataFrame.mergeInto (Spark 4), not delta.tables.DeltaTable.merge: the same Delta MERGE, and it
+    # also runs on a plain Spark Connect server, which lacks the Delta Connect plugin DeltaTable needs
+    name, qualifier = _merge_target(output, table)
+
+    def t(column: str):
+        return F.col(f"{qualifier}.{_quote(column)}")
+
+    cond = functools.reduce(operator.and_, [t(k).eqNullSafe(F.col(f"s.{_quote(k)}")) for k in key])
     (
-        target.alias("t")
-        .merge(df.alias("s"), cond)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceDelete(condition=F.col("t.audit_key") == F.lit(audit_key))
-        .execute()
+        df.alias("s")
+        .mergeInto(name, cond)
+        .whenMatched().updateAll()
+        .whenNotMatched().insertAll()
+        .whenNotMatchedBySource(t("audit_key") == F.lit(audit_key)).delete()
+        .merge()
     )
     return len(data)

@@ -76,6 +76,8 @@ from spark_audit.contract.model import (
     parse_iso_datetime,
 )
 from spark_audit.errors import SpecError
+from spark_audit.names import col as _col
+from spark_audit.names import quote_name
 
 __all__ = [
     "BAD_ROWS_SCHEMA",
@@ -159,13 +161,6 @@ def worst_severity(results: Iterable[RuleResult]) -> str | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def quote_name(name: str) -> str:
-    """Backtick-quote a column name so any character is taken literally."""
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _col(name: str) -> Column:
-    return F.col(quote_name(name))
 
 
 def _all(conds: Sequence[Column]) -> Column:

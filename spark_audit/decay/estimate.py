@@ -23,8 +23,9 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from scipy.optimize import isotonic_regression
 
-from spark_audit.decay.metrics import _as_dict, _col, _num, score_bin
+from spark_audit.decay.metrics import _as_dict, _num, score_bin
 from spark_audit.errors import DataError
+from spark_audit.names import col as _col
 
 __all__ = ["Calibration", "fit_calibration", "estimated_exprs", "estimated_from_row"]
 

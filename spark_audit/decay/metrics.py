@@ -26,6 +26,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_audit.errors import DataError, SpecError
+from spark_audit.names import col as _col
+from spark_audit.names import quote_name as _quote
 
 TASKS = ("binary", "regression")
 EPS = 1e-15
@@ -43,13 +45,6 @@ __all__ = [
 ]
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _col(name: str) -> Column:
-    """A column by its literal name (dots and spaces are part of the name, not paths)."""
-    return F.col(_quote(name))
 
 
 @dataclass(frozen=True)

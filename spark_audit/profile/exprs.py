@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_audit.errors import DataError
+from spark_audit.names import col as _c
 from spark_audit.profile.state import HLL_LG_K, Bins, ColumnProfile
 
 INF = float("inf")
@@ -79,8 +80,6 @@ def resolve_columns(
     return out
 
 
-def _c(name: str) -> Column:
-    return F.col(f"`{name.replace('`', '``')}`")
 
 
 def finite(name: str) -> Column:

@@ -17,7 +17,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_audit.profile.exprs import ColumnSpec, _c, profile_exprs, profiles_from_row
+from spark_audit.names import col as _c
+from spark_audit.profile.exprs import ColumnSpec, profile_exprs, profiles_from_row
 from spark_audit.profile.state import Bins, GroupKey, TableProfile, merge_all
 from spark_audit.timeutil import iso_utc
 
