@@ -126,7 +126,9 @@ def profile_reference(
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows")
         base = first[0]
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
-        exact = overall_groups(profile_groups(df, columns, grouping, bins=bins, top_k=0, kll_k=spec.profile.kll_k))
+        centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+        exact = overall_groups(profile_groups(df, columns, grouping, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
+                                              centers=centers))
     key = GroupKey(
         window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
@@ -293,8 +295,9 @@ def run_audit(
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
         extra = (plan.exprs if plan else []) + (
             quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
+        centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                extra_exprs=extra)
+                                extra_exprs=extra, centers=centers)
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {version}"

@@ -171,3 +171,14 @@ def test_high_cardinality_top_k_stays_bounded(spark):
     c = g.profile.columns["s"]
     assert len(c.top) == 5 and all(v == 1 for v in c.top.values())
     assert c.distinct == pytest.approx(20000, rel=0.05)
+
+
+def test_moments_stay_accurate_for_a_large_mean_when_centred(spark):
+    rng = np.random.default_rng(3)
+    values = (1e7 + rng.normal(0, 0.5, 2000)).tolist()
+    df = spark.createDataFrame([(v,) for v in values], "x double")
+    cols = resolve_columns(df.schema, [("x", None)])
+    [g] = profile_groups(df, cols, Grouping(), centers={"x": 1e7})
+    x = g.profile.columns["x"]
+    assert x.mean == pytest.approx(np.mean(values), rel=1e-12)
+    assert x.std == pytest.approx(np.std(values, ddof=1), rel=1e-9)

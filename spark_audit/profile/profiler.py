@@ -115,17 +115,21 @@ def profile_groups(
     top_k: int = 20,
     kll_k: int = 200,
     extra_exprs: Iterable[Column] = (),
+    centers: Mapping[str, float] | None = None,
 ) -> list[GroupResult]:
-    """Profile every finest group (window x slice values x model version)."""
+    """Profile every finest group (window x slice values x model version).
+
+    ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
+    """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
-    exprs = profile_exprs(columns, kll_k=kll_k, bins=bins) + list(extra_exprs)
+    exprs = profile_exprs(columns, kll_k=kll_k, bins=bins, centers=centers) + list(extra_exprs)
     rows = [r.asDict() for r in grouped.groupBy(*group_cols).agg(*exprs).collect()]
     tops = top_k_counts(grouped, columns, group_cols, top_k)
     results = []
     for row in rows:
-        n, cols = profiles_from_row(columns, row, bins=bins)
+        n, cols = profiles_from_row(columns, row, bins=bins, centers=centers)
         gk = tuple(row[g] for g in group_cols)
         for name, values in tops.get(gk, {}).items():
             cols[name] = replace(cols[name], top=values, top_k=top_k)
