@@ -32,11 +32,12 @@ from spark_audit.reference import (
     mlflow_client,
     resolve_model_version,
 )
+from spark_audit.rows import finite, group_fields
 from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import iso_utc, parse_iso
 
-EXIT_OK, EXIT_CRITICAL, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
+EXIT_OK, EXIT_CRITICAL = 0, 1
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
 
@@ -190,10 +191,6 @@ def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
 def reference_checks(ref: TableProfile, cur: GroupResult, columns: list[ColumnSpec]) -> list[Finding]:
     """Pipeline-bug checks against the reference: missing share jumps, schema changes."""
     out: list[Finding] = []
@@ -224,9 +221,8 @@ def _drift_rows(
     k = group.key
     return [
         dict(
-            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
-            model_version=k.model_version, drift_type=drift_type, baseline=baseline, column=r.column,
-            kind=r.kind, statistic=r.statistic, value=_finite(r.value), p_value=_finite(r.p_value),
+            common, **group_fields(k), drift_type=drift_type, baseline=baseline, column=r.column,
+            kind=r.kind, statistic=r.statistic, value=finite(r.value), p_value=finite(r.p_value),
             threshold=r.threshold, drifted=r.drifted, critical=r.critical, is_default=r.is_default,
             n_reference=r.n_reference, n_current=r.n_current,
         )
@@ -240,14 +236,13 @@ def _profile_rows(group: GroupResult, common: dict[str, Any]) -> list[dict[str, 
     for name, col in group.profile.columns.items():
         s = col.summary()
         row = dict(
-            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
-            model_version=k.model_version, column=name, kind=col.kind, dtype=col.dtype,
+            common, **group_fields(k), column=name, kind=col.kind, dtype=col.dtype,
             row_count=group.profile.row_count, kll=col.kll, hll=col.hll, state=_state_json(col),
         )
         for key in store.TABLES["profile_metrics"][0].fieldNames():
             if key in s and key not in row:
                 v = s[key]
-                row[key] = _finite(float(v)) if isinstance(v, float) else v
+                row[key] = finite(float(v)) if isinstance(v, float) else v
         rows.append(row)
     return rows
 
@@ -319,8 +314,7 @@ def run_audit(
             result.drift += _drift_rows(drift, g, "reference", ref.uri, common)
             n, nd, share, drifted = dataset_verdict(drift, features, spec.drift.share_threshold)
             result.dataset.append(dict(
-                common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
-                model_version=k.model_version, drift_type="reference", baseline=ref.uri, columns=n,
+                common, **group_fields(k), drift_type="reference", baseline=ref.uri, columns=n,
                 drifted_columns=nd, drift_share=share, share_threshold=spec.drift.share_threshold, drifted=drifted,
             ))
             for r in drift:
@@ -344,7 +338,7 @@ def run_audit(
     if spec.quality is not None:
         with progress.phase("measuring model quality"):
             history = quality.history_from_table(spark, spec, key)
-            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common, parse_iso)
+            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common)
             result.findings += found
     if plan is not None:
         with progress.phase("evaluating the contract"):
@@ -382,8 +376,7 @@ def _check_contract(
     for key, r in per_group:
         k = key or GroupKey()
         result.violations.append(dict(
-            common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=k.slice,
-            model_version=k.model_version, **r.as_dict(),
+            common, **group_fields(k), **r.as_dict(),
         ))
         if r.passed:
             continue
@@ -398,8 +391,7 @@ def _check_contract(
         for i, bad in enumerate(sample_bad_rows(rows, plan, limit_per_rule=spec.contract.sample_rows,
                                                 mask_columns=spec.contract.mask_columns, rules=[r.rule_id])):
             result.bad_rows.append(dict(
-                common, window_start=parse_iso(k.window_start), window_end=parse_iso(k.window_end), slice=None,
-                model_version=k.model_version, sample=i, **bad,
+                common, **group_fields(k), sample=i, **bad,
             ))
 
 

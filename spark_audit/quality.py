@@ -33,6 +33,7 @@ from spark_audit.decay import (
 )
 from spark_audit.findings import Finding
 from spark_audit.profile.profiler import GroupResult
+from spark_audit.rows import finite, group_fields
 from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig
 from spark_audit.timeutil import iso_utc
 
@@ -75,7 +76,7 @@ def state(group: GroupResult) -> dict[str, Any]:
 def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any]) -> dict[str, Any]:
     """What a reference keeps: its quality metrics, its state and (binary + score) a calibration."""
     metrics = quality_from_row(cfg.measure, ref_state, prefix=Q)
-    out: dict[str, Any] = {"quality": {"task": cfg.measure.task, "metrics": _json_safe(metrics),
+    out: dict[str, Any] = {"quality": {"task": cfg.measure.task, "metrics": {k: finite(v) for k, v in metrics.items()},
                                        "state": {k: v for k, v in ref_state.items() if k.startswith(Q)}}}
     if cfg.measure.task == "binary" and cfg.measure.score and cfg.estimate and metrics.get("n"):
         out["quality"]["calibration"] = fit_calibration(ref_state[Q + "bin_pos"], ref_state[Q + "bin_neg"]).to_dict()
@@ -85,10 +86,6 @@ def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any]) -> dict[str,
 def reference_calibration(extras: dict[str, Any]) -> Calibration | None:
     cal = (extras.get("quality") or {}).get("calibration")
     return Calibration.from_dict(cal) if cal else None
-
-
-def _json_safe(d: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v) for k, v in d.items()}
 
 
 def _degradation(metric: str, value: float, ref: float | None) -> float | None:
@@ -105,7 +102,6 @@ def evaluate(
     ref_extras: dict[str, Any],
     history: dict[tuple, list[tuple[str, float]]],
     common: dict[str, Any],
-    ts,
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
     """Rows for ``performance_metrics`` and the findings, for every group in window order.
 
@@ -147,12 +143,11 @@ def evaluate(
             left = None if critical_level is None else windows_until(
                 values, critical_level, higher_is_better=metric not in LOWER_IS_BETTER)
             rows.append(dict(
-                common, window_start=ts(k.window_start), window_end=ts(k.window_end), slice=k.slice,
-                model_version=k.model_version, metric=metric, value=_finite(value), reference_value=_finite(ref),
-                degradation=_finite(deg), estimated_value=_finite(est), estimated_degradation=_finite(est_deg),
+                common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
+                degradation=finite(deg), estimated_value=finite(est), estimated_degradation=finite(est_deg),
                 n=int(realised.get("n") or 0), unlabelled=int(realised.get("unlabelled") or 0),
                 anomaly=anomaly is not None, anomaly_reason=anomaly.reason if anomaly else None,
-                trend=_finite(trend(values)), windows_until_critical=_finite(left),
+                trend=finite(trend(values)), windows_until_critical=finite(left),
             ))
             if math.isfinite(value):
                 series.append((k.window_start or "", value))
@@ -169,10 +164,6 @@ def evaluate(
             if anomaly is not None:
                 findings.append(Finding("warning", "anomaly", f"{metric}: {anomaly.reason}", metric, **where))
     return rows, findings
-
-
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) else float(v)
 
 
 def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> dict[tuple, list[tuple[str, float]]]:
