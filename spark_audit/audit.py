@@ -340,6 +340,10 @@ def run_audit(
             history = quality.history_from_table(spark, spec, key)
             result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common)
             result.findings += found
+            if spec.quality.fairness is not None:
+                rows, found = quality.fairness(spec, groups, common)
+                result.performance += rows
+                result.findings += found
     if plan is not None:
         with progress.phase("evaluating the contract"):
             _check_contract(df, spec, plan, grouping, groups, result, common, now)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -164,6 +165,75 @@ def evaluate(
             if anomaly is not None:
                 findings.append(Finding("warning", "anomaly", f"{metric}: {anomaly.reason}", metric, **where))
     return rows, findings
+
+
+FAIRNESS_RATES = {  # fairness notion -> the per-group rate it compares
+    "predictive_parity": "precision",
+    "equal_opportunity": "recall",
+    "statistical_parity": "predicted_positive_rate",
+}
+
+
+def _attribute_value(slice_label: str, attribute: str) -> str | None:
+    for part in slice_label.split(","):
+        name, _, value = part.partition("=")
+        if name == attribute:
+            return value
+    return None
+
+
+def fairness(
+    spec: AuditSpec, groups: list[GroupResult], common: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Gaps between the groups of the protected attribute, per window and model version.
+
+    For each notion the per-group rate (precision, recall, rate of positive
+    predictions) is computed from the groups' merged quality states; the row's
+    value is the largest minus the smallest rate, and ``disparate_impact`` is the
+    smallest positive-prediction rate over the largest.
+    """
+    cfg = spec.quality
+    assert cfg is not None and cfg.fairness is not None
+    attr = cfg.fairness.attribute
+    by_window: dict[tuple, dict[str, dict[str, Any]]] = {}
+    keys: dict[tuple, Any] = {}
+    for g in groups:
+        if g.key.slice is None:
+            continue
+        value = _attribute_value(g.key.slice, attr)
+        window = (g.key.window_start, g.key.model_version)
+        keys.setdefault(window, replace(g.key, slice=None))
+        states = by_window.setdefault(window, {})
+        states[value] = merge_states(states.get(value, {}), state(g))
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    for window, states in sorted(by_window.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
+        key = keys[window]
+        metrics = {v: quality_from_row(cfg.measure, st, prefix=Q) for v, st in states.items()}
+        where = dict(window_start=key.window_start, slice=None, model_version=key.model_version)
+        for notion, rate in FAIRNESS_RATES.items():
+            rates = {v: m[rate] for v, m in metrics.items() if math.isfinite(m[rate])}
+            if len(rates) < 2:
+                continue
+            lo, hi = min(rates, key=rates.get), max(rates, key=rates.get)
+            gap = rates[hi] - rates[lo]
+            detail = f"{rate} {rates[hi]:.3f} for {attr}={hi} vs {rates[lo]:.3f} for {attr}={lo}"
+            rows.append(_fairness_row(common, key, f"fairness.{attr}.{notion}_gap", gap, detail))
+            if gap > cfg.fairness.max_gap:
+                findings.append(Finding("warning", "fairness", f"{notion}: {detail} (gap {gap:.3f} > "
+                                        f"{cfg.fairness.max_gap:g})", attr, **where))
+            if notion == "statistical_parity" and rates[hi] > 0:
+                ratio = rates[lo] / rates[hi]
+                rows.append(_fairness_row(common, key, f"fairness.{attr}.disparate_impact", ratio, detail))
+                if ratio < cfg.fairness.min_ratio:
+                    findings.append(Finding("warning", "fairness", f"disparate impact {ratio:.2f} < "
+                                            f"{cfg.fairness.min_ratio:g}: {detail}", attr, **where))
+    return rows, findings
+
+
+def _fairness_row(common: dict[str, Any], key, metric: str, value: float, detail: str) -> dict[str, Any]:
+    return dict(common, **group_fields(key), metric=metric, value=finite(value), anomaly=False,
+                anomaly_reason=detail)
 
 
 def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> dict[tuple, list[tuple[str, float]]]:

@@ -127,6 +127,15 @@ class LabelsSpec:
 
 
 @dataclass(frozen=True)
+class FairnessSpec:
+    """Compare groups of a protected attribute (one of the audit's slices)."""
+
+    attribute: str
+    max_gap: float = 0.1  # largest allowed difference of a rate between groups
+    min_ratio: float = 0.8  # smallest allowed ratio of positive-prediction rates (the four-fifths rule)
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     measure: QualitySpec  # task, label, prediction, score, positive, threshold, score_bins
     labels: LabelsSpec | None = None
@@ -137,6 +146,7 @@ class QualityConfig:
     k: float = 3.0
     max_rel_change: float = 0.2  # window-over-window relative change that is an anomaly
     estimate: bool = True  # label-free estimates for binary classifiers with a score
+    fairness: FairnessSpec | None = None
 
     def watched(self) -> tuple[str, ...]:
         if self.metrics:
@@ -397,6 +407,9 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
             mask_columns=r.str_list(cd.get("mask_columns"), "contract.mask_columns"),
         )
     quality = _parse_quality(r, top.get("quality")) if top.get("quality") is not None else None
+    if quality and quality.fairness and quality.fairness.attribute not in slices:
+        raise r.fail("quality.fairness.attribute", f"{quality.fairness.attribute!r} must also be listed in "
+                                                   f"slices (groups are slices); slices: {list(slices)}")
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
@@ -419,7 +432,7 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     key = "quality"
     q = r.mapping(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
                                "labels", "metrics", "max_degradation", "history", "min_history", "k", "max_rel_change",
-                               "estimate"), required=("task", "label"))
+                               "estimate", "fairness"), required=("task", "label"))
     task = r.str_(q, "task", key)
     if task not in QUALITY_METRICS:
         raise r.fail("quality.task", f"expected one of {', '.join(QUALITY_METRICS)}, got {task!r}")
@@ -450,8 +463,17 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
         )
     except SpecError as e:  # QualitySpec names the key; put it under quality.
         raise r.fail(f"quality.{e.key}" if e.key else "quality", str(e).split(": ", 1)[-1]) from None
+    fairness = None
+    if q.get("fairness") is not None:
+        fk = "quality.fairness"
+        fd = r.mapping(q["fairness"], fk, ("attribute", "max_gap", "min_ratio"), required=("attribute",))
+        if measure.task != "binary":
+            raise r.fail(fk, "fairness metrics need a binary task")
+        fairness = FairnessSpec(attribute=str(r.str_(fd, "attribute", fk)),
+                                max_gap=r.float_(fd, "max_gap", fk, 0.1, lo=0.0) or 0.0,
+                                min_ratio=r.float_(fd, "min_ratio", fk, 0.8, lo=0.0) or 0.0)
     return QualityConfig(
-        measure=measure, labels=labels, metrics=metrics,
+        measure=measure, labels=labels, metrics=metrics, fairness=fairness,
         max_degradation=r.float_(q, "max_degradation", key, 0.05, lo=0.0) or 0.0,
         history=r.int_(q, "history", key, 8, lo=2, hi=1000) or 8,
         min_history=r.int_(q, "min_history", key, 5, lo=2, hi=1000) or 5, k=r.float_(q, "k", key, 3.0, lo=0.0) or 3.0,

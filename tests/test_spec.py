@@ -125,3 +125,11 @@ def test_contract_as_a_path_or_a_mapping():
     assert spec.contract.sample_rows == 3
     with pytest.raises(SpecError, match="contract.sample_row: unknown key"):
         parse_spec({**MINIMAL, "contract": {"path": "c.yaml", "sample_row": 3}})
+
+
+def test_fairness_attribute_must_be_a_slice():
+    q = {"task": "binary", "label": "y", "score": "s", "fairness": {"attribute": "gender"}}
+    with pytest.raises(SpecError, match="quality.fairness.attribute: 'gender' must also be listed in slices"):
+        parse_spec({**MINIMAL, "quality": q})
+    spec = parse_spec({**MINIMAL, "slices": ["gender"], "quality": q})
+    assert spec.quality.fairness.max_gap == 0.1 and spec.quality.fairness.min_ratio == 0.8
