@@ -192,3 +192,28 @@ def test_contract_infer_then_check(setup, capsys, tmp_path):
     text = capsys.readouterr().out
     assert "x.nanValues" in text and "ERROR" in text
     assert main(["--quiet", "contract", "check", str(out), "--path", table + "_missing"]) == 3
+
+
+def test_catalog_tables_in_and_out(spark, tmp_path, capsys):
+    """source.table and output.database (metastore / Unity Catalog style names) instead of paths."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS audit_in")
+    spark.sql("CREATE DATABASE IF NOT EXISTS audit_out")
+    rows = [(T0 + timedelta(hours=h), float(h % 24)) for h in range(72)]
+    spark.createDataFrame(rows, "ts timestamp, x double").write.format("delta").mode("overwrite").saveAsTable(
+        "audit_in.features")
+    spec = {
+        "name": "catalog-test", "source": {"table": "audit_in.features", "timestamp_column": "ts"},
+        "window": {"size": "1 day"}, "features": ["x"],
+        "reference": {"end": (T0 + timedelta(days=1)).isoformat()},
+        "output": {"database": "audit_out"},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    }
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    uri = reference_uri(capsys, str(path))
+    spec["reference"] = {"uri": uri}
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["--quiet", "audit", str(path)]) == 0
+    assert "source version 0" in capsys.readouterr().out
+    assert spark.table("audit_out.profile_metrics").count() == 3
+    assert store.complete(spark, load_spec(path).output, "audit_runs").count() == 1
