@@ -503,25 +503,39 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
 
 
 def _log_plot(client, run_id: str, result: AuditResult) -> None:
-    """A drift-over-windows chart of each feature's deciding statistic, as a PNG artifact."""
+    """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
+    quality (realised, and the label-free estimate dotted) when the audit measures it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
-    if not rows:
-        return
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for col in sorted({r["column"] for r in rows}):
-        pts = sorted((r["window_start"], r["value"]) for r in rows if r["column"] == col and r["value"] is not None)
-        if pts:
-            stat = next(r["statistic"] for r in rows if r["column"] == col)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{col} ({stat})")
-    ax.set_title("Drift against the reference, per window")
-    ax.set_ylabel("statistic value")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    client.log_figure(run_id, fig, "spark_audit/drift_over_windows.png")
-    plt.close(fig)
+    def chart(rows, key, label, title, ylabel, name, estimated=None):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for series in sorted({r[key] for r in rows}):
+            mine = [r for r in rows if r[key] == series]
+            color = None  # a metric's estimate is drawn in its realised line's colour
+            for column, style in (("value", "-"), (estimated, ":")):
+                pts = sorted((r["window_start"], r[column]) for r in mine if column and r.get(column) is not None)
+                if pts:
+                    tag = label(mine[0]) + (" (estimated)" if column == estimated else "")
+                    [line] = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=tag,
+                                     color=color)
+                    color = line.get_color()
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        client.log_figure(run_id, fig, f"spark_audit/{name}.png")
+        plt.close(fig)
+
+    drift = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
+    if drift:
+        chart(drift, "column", lambda r: f"{r['column']} ({r['statistic']})", "Drift against the reference, "
+              "per window", "statistic value", "drift_over_windows")
+    perf = [r for r in result.performance if r["slice"] is None and not r["metric"].startswith("fairness.")
+            and r["metric"] in ("accuracy", "f1", "roc_auc", "precision", "recall", "rmse", "mae", "r2")]
+    if perf:
+        chart(perf, "metric", lambda r: r["metric"], "Model quality per window", "metric value",
+              "quality_over_windows", estimated="estimated_value")

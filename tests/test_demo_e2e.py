@@ -125,7 +125,7 @@ def test_results_in_delta_and_mlflow(demo, spark):
     assert sorted(m.step for m in hist) == list(range(7))
     assert max(m.value for m in hist) > 0.5
     arts = {a.path for a in client.list_artifacts(result.mlflow_run_id, "spark_audit")}
-    assert "spark_audit/drift_over_windows.png" in arts
+    assert {"spark_audit/drift_over_windows.png", "spark_audit/quality_over_windows.png"} <= arts
     local = client.download_artifacts(result.mlflow_run_id, "spark_audit/findings.json")
     with open(local) as fh:
         findings = json.load(fh)["findings"]
