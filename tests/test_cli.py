@@ -85,7 +85,10 @@ def test_audit_without_problems_exits_zero(setup, capsys):
     uri = reference_uri(capsys, write())
     end = (T0 + timedelta(days=2)).isoformat()
     assert main(["--quiet", "audit", write(reference={"uri": uri}), "--end", end]) == 0
-    assert "worst severity: none; exit code 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "worst severity: none; exit code 0" in out
+    day1 = next(line for line in out.splitlines() if line.startswith("2026-02-01"))
+    assert day1.split()[-2:] == ["0/3", "ok"]  # drift share: 0 of 3 features drifted (all-null counts as not)
 
 
 @pytest.mark.parametrize(
