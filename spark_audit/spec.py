@@ -29,8 +29,8 @@ import yaml
 
 from spark_audit.decay.metrics import QualitySpec
 from spark_audit.errors import SpecError
+from spark_audit.profile.state import KINDS
 
-KINDS = ("numeric", "categorical", "boolean", "timestamp")
 STAT_NAMES = ("psi", "js", "hellinger", "tv", "linf", "chi2", "ks", "wasserstein")
 _INTERVAL = re.compile(r"^\s*\d+\s+(second|minute|hour|day|week)s?\s*$", re.I)
 
