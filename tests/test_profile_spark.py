@@ -27,6 +27,8 @@ def make_rows(n=600, seed=0):
             x = float("nan")
         elif i % 97 == 0:
             x = float("inf")
+        elif i % 89 == 0:
+            x = float("-inf")
         elif i % 61 == 0:
             x = None
         elif i % 30 == 0:
@@ -60,11 +62,14 @@ def test_profile_matches_numpy(table):
     assert x.nulls == sum(v is None for v in xs)
     assert x.nan == sum(v is not None and np.isnan(v) for v in xs)
     assert x.pos_inf == sum(v == float("inf") for v in xs)
+    assert x.neg_inf == sum(v == float("-inf") for v in xs) > 0
     assert x.zeros == sum(v == 0.0 for v in xs)
     assert x.n_finite == len(fin)
     assert x.mean == pytest.approx(fin.mean(), rel=1e-12)
     assert x.std == pytest.approx(fin.std(ddof=1), rel=1e-9)
     assert (x.min, x.max) == (fin.min(), fin.max())
+    ns = [r[1] for r in rows]
+    assert (p.columns["n"].min, p.columns["n"].max, p.columns["n"].n_finite) == (min(ns), max(ns), len(ns))
     assert x.quantiles([0.5])[0] == pytest.approx(np.median(fin), abs=0.2)
     assert x.distinct == pytest.approx(len(set(fin.tolist())), rel=0.05)
     s = p.columns["s"]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from datasketches import kll_doubles_sketch
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -103,14 +104,13 @@ def column_exprs(
         out += [
             F.count_if(F.isnan(x)).alias(p + "nan"),
             F.count_if(x == F.lit(INF)).alias(p + "pinf"),
-            F.count_if(x == F.lit(-INF)).alias(p + "ninf"),
             F.count_if(x == 0).alias(p + "zeros"),
             # moments as plain sums of (x - center): cheaper per row than avg/var_pop (no division),
             # and centring on the reference's mean keeps sum((x - c)^2) - sum(x - c)^2 / n accurate
             F.sum(f - F.lit(center)).alias(p + "s1"),
             F.sum((f - F.lit(center)) * (f - F.lit(center))).alias(p + "s2"),
-            F.min(f).alias(p + "min"),
-            F.max(f).alias(p + "max"),
+            # the sketch also gives, exactly, the finite count, the min and the max, so those cost no
+            # aggregate of their own (nor does -inf: the non-null values left over)
             F.kll_sketch_agg_double(f, kll_k).alias(p + "kll"),
         ]
         if bins is not None and bins.edges is not None:
@@ -170,8 +170,12 @@ def column_from_row(
         name=col.name, kind=col.kind, dtype=col.dtype, count=rows, nulls=rows - nn, hll=_bytes(g(p + "hll"))
     )
     if col.kind == "numeric":
-        nan, pinf, ninf = int(g(p + "nan") or 0), int(g(p + "pinf") or 0), int(g(p + "ninf") or 0)
-        nf = nn - nan - pinf - ninf
+        kll = _bytes(g(p + "kll"))
+        sketch = kll_doubles_sketch.deserialize(kll) if kll is not None else None
+        nf = int(sketch.n) if sketch is not None else 0
+        lo, hi = (None, None) if not nf else (float(sketch.get_min_value()), float(sketch.get_max_value()))
+        nan, pinf = int(g(p + "nan") or 0), int(g(p + "pinf") or 0)
+        ninf = nn - nf - nan - pinf
         s1, s2 = float(g(p + "s1") or 0.0), float(g(p + "s2") or 0.0)
         hist = None
         if bins is not None and bins.edges is not None:
@@ -181,7 +185,7 @@ def column_from_row(
         base.update(
             nan=nan, pos_inf=pinf, neg_inf=ninf, zeros=int(g(p + "zeros") or 0), n_finite=nf,
             mean=center + s1 / nf if nf else None, m2=max(s2 - s1 * s1 / nf, 0.0) if nf else None,
-            min=g(p + "min"), max=g(p + "max"), kll=_bytes(g(p + "kll")), bins=hist,
+            min=lo, max=hi, kll=kll, bins=hist,
         )
     elif col.kind == "categorical":
         hist = None
