@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             out += [
                 f"summary() / profile aggregation : {ratio(summ, agg, 'target >= 10x')}",
                 f"summary() / profile_groups full : {ratio(summ, full)}",
+                f"summary() / bare + sketches     : {ratio(summ, floor, 'the most any such profile can reach')}",
             ]
         out += ["", f"wall time of the whole run: {total:.0f}s"]
         print("\n".join(out), flush=True)
