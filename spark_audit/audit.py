@@ -55,6 +55,8 @@ class AuditResult:
     performance: list[dict[str, Any]] = field(default_factory=list)
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
     mlflow_run_id: str | None = None
+    # the registered model version audited: the spec's version, or the one its alias named when the audit ran
+    model_version: str | None = None
 
     @property
     def worst_severity(self) -> str | None:
@@ -278,9 +280,12 @@ def run_audit(
         df = quality.with_labels(spark, df, spec)
     key = audit_key(spec, version, start, end)
     run_id = uuid.uuid4().hex
+    # an alias is resolved once, here: rows, run tags and the registry tag all name the same version
+    # even if the alias moves while the audit runs
+    model_version = _model_version_label(spec, client)
     grouping = Grouping(
         timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,
-        model_version_column=spec.model.version_column, model_version=_model_version_label(spec, client),
+        model_version_column=spec.model.version_column, model_version=model_version,
     )
     bins: dict[str, Bins] = {n: c.bins for n, c in ref.profile.columns.items() if c.bins is not None}
     now = datetime.now(timezone.utc)
@@ -299,7 +304,7 @@ def run_audit(
             + (f" between {iso_utc(start)} and {iso_utc(end)}" if start or end else "")
         )
     groups = overall_groups(finest) + ([g for g in finest if g.key.slice is not None] if spec.slices else [])
-    result = AuditResult(key, run_id, version, groups)
+    result = AuditResult(key, run_id, version, groups, model_version=model_version)
     common = dict(audit_key=key, audit_run_id=run_id, audit_name=spec.name, source=spec.source.display,
                   source_version=version)
     with progress.phase(f"comparing {len(groups)} group(s)"):
@@ -415,7 +420,7 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
     run = dict(
         audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
         source=spec.source.display, source_version=result.source_version, spec_hash=spec.spec_hash(),
-        model_name=spec.model.name, model_version=spec.model.version or spec.model.alias, reference_uri=ref.uri,
+        model_name=spec.model.name, model_version=result.model_version, reference_uri=ref.uri,
         window_start=parse_iso(min(windows)) if windows else start, window_end=parse_iso(max(ends)) if ends else end,
         started_at=datetime.now(timezone.utc), groups=len(result.groups), mlflow_run_id=result.mlflow_run_id,
     )
@@ -451,7 +456,9 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
     }
     if spec.model.name:
         tags["model_name"] = spec.model.name
-        tags["model_version"] = str(spec.model.version or spec.model.alias or "")
+        tags["model_version"] = str(result.model_version or "")
+        if spec.model.alias:
+            tags["model_alias"] = spec.model.alias
     run = client.create_run(exp_id, tags=tags)
     rid = run.info.run_id
     try:
@@ -490,8 +497,8 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
         client.log_metric(rid, "findings", len(result.findings))
         client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, "spark_audit/findings.json")
         _log_plot(client, rid, result)
-        if spec.model.name and (spec.model.version or spec.model.alias):
-            mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
+        if spec.model.name and result.model_version:
+            mv = resolve_model_version(client, spec.model.name, result.model_version, None)
             client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_status",
                                          result.worst_severity or "ok")
             client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_run", rid)

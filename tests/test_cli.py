@@ -220,3 +220,27 @@ def test_catalog_tables_in_and_out(spark, tmp_path, capsys):
     assert "source version 0" in capsys.readouterr().out
     assert spark.table("audit_out.profile_metrics").count() == 3
     assert store.complete(spark, load_spec(path).output, "audit_runs").count() == 1
+
+
+def test_model_alias_is_recorded_as_the_version_it_named(setup, capsys, spark):
+    """audit_runs, profile rows, the MLflow run and the registry tag all name the resolved version, not "champion"."""
+    from mlflow.tracking import MlflowClient
+
+    write, spec, _ = setup
+    client = MlflowClient(spec["mlflow"]["tracking_uri"])
+    client.create_registered_model("churn")
+    for _ in range(2):
+        mv = client.create_model_version("churn", "file:///nowhere/model")
+    client.set_registered_model_alias("churn", "champion", "1")  # not the newest: v2 exists
+    uri = reference_uri(capsys, write(model={"name": "churn", "alias": "champion"}))
+    path = write(model={"name": "churn", "alias": "champion"}, reference={"uri": uri})
+    assert main(["--quiet", "audit", path, "--end", (T0 + timedelta(days=2)).isoformat()]) == 0
+    output = load_spec(path).output
+    [run] = store.complete(spark, output, "audit_runs").collect()
+    assert (run.model_name, run.model_version) == ("churn", "1")
+    versions = {r.model_version for r in store.read(spark, output, "profile_metrics").select("model_version").collect()}
+    assert versions == {"1"}
+    tags = client.get_run(run.mlflow_run_id).data.tags
+    assert (tags["model_version"], tags["model_alias"]) == ("1", "champion")
+    assert client.get_model_version("churn", "1").tags["spark_audit.last_audit_run"] == run.mlflow_run_id
+    assert "spark_audit.last_audit_run" not in client.get_model_version("churn", mv.version).tags
