@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from spark_audit.profile import Grouping, profile_groups, resolve_columns  # noqa: E402
-from spark_audit.profile.exprs import ColumnSpec, profile_exprs  # noqa: E402
+from spark_audit.profile.exprs import ColumnSpec, hll_agg, kll_agg, profile_exprs  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
 
 DAY_SECONDS = 86_400
@@ -117,15 +117,12 @@ def sketch_floor_exprs(df: DataFrame, names: list[str], kll_k: int) -> list[Colu
     No profile that keeps Spark's KLL and HLL sketches can be cheaper than this, so its ratio to
     the bare scan is the floor for the profile's.
     """
-    from spark_audit.profile.exprs import finite
-    from spark_audit.profile.state import HLL_LG_K
-
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     out = bare_exprs(df, names)
     for n in names:
-        out.append(F.hll_sketch_agg(F.when(F.col(n).isNotNull(), F.xxhash64(F.col(n))), HLL_LG_K))
+        out.append(hll_agg(n))
         if types[n] != "string":
-            out.append(F.kll_sketch_agg_double(finite(n), kll_k))
+            out.append(kll_agg(n, kll_k))
     return out
 
 

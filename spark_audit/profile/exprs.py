@@ -89,6 +89,17 @@ def finite(name: str) -> Column:
     return F.when(~F.isnan(x) & (F.abs(x) != F.lit(INF)), x)
 
 
+def hll_agg(name: str) -> Column:
+    """The column's distinct-count sketch: HLL over a 64-bit hash of the non-null values."""
+    c = _c(name)
+    return F.hll_sketch_agg(F.when(c.isNotNull(), F.xxhash64(c)), HLL_LG_K)
+
+
+def kll_agg(name: str, kll_k: int) -> Column:
+    """The numeric column's quantile sketch over its finite values (it also keeps n, min and max exactly)."""
+    return F.kll_sketch_agg_double(finite(name), kll_k)
+
+
 def column_exprs(
     i: int, col: ColumnSpec, *, prefix: str, kll_k: int, bins: Bins | None, center: float = 0.0
 ) -> list[Column]:
@@ -96,7 +107,7 @@ def column_exprs(
     c = _c(col.name)
     out = [
         F.count(c).alias(p + "nn"),
-        F.hll_sketch_agg(F.when(c.isNotNull(), F.xxhash64(c)), HLL_LG_K).alias(p + "hll"),
+        hll_agg(col.name).alias(p + "hll"),
     ]
     if col.kind == "numeric":
         x = c.cast("double")
@@ -111,7 +122,7 @@ def column_exprs(
             F.sum((f - F.lit(center)) * (f - F.lit(center))).alias(p + "s2"),
             # the sketch also gives, exactly, the finite count, the min and the max, so those cost no
             # aggregate of their own (nor does -inf: the non-null values left over)
-            F.kll_sketch_agg_double(f, kll_k).alias(p + "kll"),
+            kll_agg(col.name, kll_k).alias(p + "kll"),
         ]
         if bins is not None and bins.edges is not None:
             # cumulative counts below each inner edge; the last bin is the rest
