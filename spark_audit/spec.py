@@ -87,13 +87,21 @@ class ReferenceSpec:
 
 @dataclass(frozen=True)
 class DriftSpec:
-    bins: int = 10
+    bins: int = 20  # reference-quantile bins of numbers (plus 4 tail bins): exact counts for the tests
     statistics: tuple[str, ...] = ("psi", "js")
     share_threshold: float = 0.5
     consecutive: bool = True
     # critical drift: a distance >= threshold x critical_factor, or a test's p-value below
-    # threshold / 10**critical_factor (p = 0.0005 for the default 0.05 and 2)
-    critical_factor: float = 2.0
+    # threshold / 10**critical_factor (p = 0.00005 for the default 0.05 and 3)
+    critical_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class FindingsSpec:
+    """How findings are decided across an audit (see README, "Findings and severities")."""
+
+    fdr: float = 0.05  # false discovery rate: Benjamini-Hochberg across every test of the audit
+    min_rows: int = 200  # a group (window x slice x model version) with fewer rows is recorded, not judged
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,10 @@ class QualityConfig:
     measure: QualitySpec  # task, label, prediction, score, positive, threshold, score_bins
     labels: LabelsSpec | None = None
     metrics: tuple[str, ...] = ()  # watched for decay; default per task
-    max_degradation: float = 0.05  # relative loss vs the reference: warning; twice this: critical
+    # relative loss vs the reference that is material: warning at max_degradation, critical at
+    # critical_degradation; either also needs evidence beyond the sampling error at this n
+    max_degradation: float = 0.02
+    critical_degradation: float = 0.10
     history: int = 8  # trailing windows for the mean +/- k std rule
     min_history: int = 5  # fewer earlier windows than this: the rule waits (a std of 3 values says little)
     k: float = 3.0
@@ -185,6 +196,7 @@ class AuditSpec:
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     contract: ContractRef | None = None
     quality: QualityConfig | None = None
+    findings: FindingsSpec = field(default_factory=FindingsSpec)
     file: str | None = None
 
     def spec_hash(self) -> str:
@@ -314,7 +326,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     top = r.mapping(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
-         "output", "mlflow", "contract", "quality"),
+         "output", "mlflow", "contract", "quality", "findings"),
         required=("name", "source", "features", "output"),
     )
     source = _parse_source(r, top["source"], "source")
@@ -378,11 +390,17 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         if st not in STAT_NAMES:
             raise r.fail("drift.statistics", f"unknown statistic {st!r}; expected any of {', '.join(STAT_NAMES)}")
     drift = DriftSpec(
-        bins=r.int_(d, "bins", "drift", 10, lo=2, hi=1000) or 10, statistics=stats,
+        bins=r.int_(d, "bins", "drift", DriftSpec.bins, lo=2, hi=1000) or DriftSpec.bins, statistics=stats,
         share_threshold=r.float_(d, "share_threshold", "drift", 0.5, lo=0.0) or 0.0,
         consecutive=r.bool_(d, "consecutive", "drift", True),
-        critical_factor=r.float_(d, "critical_factor", "drift", 2.0, lo=1.0) or 2.0,
+        critical_factor=r.float_(d, "critical_factor", "drift", DriftSpec.critical_factor, lo=1.0)
+        or DriftSpec.critical_factor,
     )
+    fs = r.mapping(top.get("findings"), "findings", ("fdr", "min_rows"))
+    fdr = r.float_(fs, "fdr", "findings", FindingsSpec.fdr, lo=0.0)
+    if fdr is None or not 0.0 < fdr < 1.0:
+        raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
+    findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0)
     p = r.mapping(top.get("profile"), "profile", ("top_k", "kll_k"))
     profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
                           kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200)
@@ -413,7 +431,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
-        contract=contract, quality=quality, file=file,
+        contract=contract, quality=quality, findings=findings, file=file,
     )
 
 
@@ -431,7 +449,7 @@ def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
 def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     key = "quality"
     q = r.mapping(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
-                               "labels", "metrics", "max_degradation", "history", "min_history", "k", "max_rel_change",
+                               "labels", "metrics", "max_degradation", "critical_degradation", "history", "min_history", "k", "max_rel_change",
                                "estimate", "fairness"), required=("task", "label"))
     task = r.str_(q, "task", key)
     if task not in QUALITY_METRICS:
@@ -474,7 +492,9 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
                                 min_ratio=r.float_(fd, "min_ratio", fk, 0.8, lo=0.0) or 0.0)
     return QualityConfig(
         measure=measure, labels=labels, metrics=metrics, fairness=fairness,
-        max_degradation=r.float_(q, "max_degradation", key, 0.05, lo=0.0) or 0.0,
+        max_degradation=r.float_(q, "max_degradation", key, QualityConfig.max_degradation, lo=0.0) or 0.0,
+        critical_degradation=r.float_(q, "critical_degradation", key, QualityConfig.critical_degradation,
+                                      lo=0.0) or 0.0,
         history=r.int_(q, "history", key, 8, lo=2, hi=1000) or 8,
         min_history=r.int_(q, "min_history", key, 5, lo=2, hi=1000) or 5, k=r.float_(q, "k", key, 3.0, lo=0.0) or 3.0,
         max_rel_change=r.float_(q, "max_rel_change", key, 0.2, lo=0.0) or 0.0,

@@ -425,7 +425,7 @@ def test_registry_contents():
         assert info.kinds and info.kinds <= {"numeric", "categorical"}
         assert 0 < info.threshold < 1
     assert {n for n, i in STATISTICS.items() if not i.higher_is_drift} == {"chi2", "ks"}
-    assert STATISTICS["ks"].needs == "cdf"
+    assert STATISTICS["ks"].needs == "bins"  # exact counts: a KLL sketch's rank error does not shrink with n
     assert STATISTICS["wasserstein"].needs == "quantiles"
     assert {STATISTICS[n].needs for n in ("psi", "js", "hellinger", "tv", "linf", "chi2")} == {
         "bins"
@@ -450,8 +450,8 @@ def test_registry_entries_are_frozen():
         ("numeric", 10**7, 10**7, ("wasserstein", 0.1)),
         ("categorical", 1000, 1000, ("chi2", 0.05)),
         ("categorical", 0, 0, ("chi2", 0.05)),
-        ("categorical", 1001, 1001, ("js", 0.1)),
-        ("categorical", 20, 5000, ("js", 0.1)),
+        ("categorical", 1001, 1001, ("js", 0.12)),
+        ("categorical", 20, 5000, ("js", 0.12)),
     ],
 )
 def test_default_statistic(kind, n_ref, n_cur, expected):

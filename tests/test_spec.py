@@ -30,7 +30,8 @@ def test_example_spec_loads_with_every_key():
 
 def test_minimal_spec_defaults():
     spec = parse_spec(MINIMAL)
-    assert spec.drift.bins == 10 and spec.drift.statistics == ("psi", "js")
+    assert spec.drift.bins == 20 and spec.drift.statistics == ("psi", "js")
+    assert (spec.findings.fdr, spec.findings.min_rows) == (0.05, 200)
     assert spec.features[0].kind is None and spec.features[1].kind == "categorical"
     assert spec.profile.top_k == 20
 
@@ -38,7 +39,7 @@ def test_minimal_spec_defaults():
 def test_spec_hash_is_stable_and_sensitive():
     a, b = parse_spec(MINIMAL), parse_spec(dict(MINIMAL))
     assert a.spec_hash() == b.spec_hash()
-    changed = parse_spec({**MINIMAL, "drift": {"bins": 20}})
+    changed = parse_spec({**MINIMAL, "drift": {"bins": 30}})
     assert changed.spec_hash() != a.spec_hash()
 
 

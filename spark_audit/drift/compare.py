@@ -14,16 +14,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from spark_audit.drift import stats
+from spark_audit.drift.noise import ColumnNoise
 from spark_audit.profile.state import Bins, ColumnProfile, TableProfile
 from spark_audit.spec import DriftSpec, FeatureSpec
 
 DRIFT_KINDS = ("numeric", "categorical", "boolean")
-_QUANTILE_GRID = [(i + 0.5) / 200 for i in range(200)]
-_CDF_PROBS = [i / 100 for i in range(1, 100)]
+# extra reference-quantile edges in the tails: a flood of out-of-range values (sentinels) moves the
+# exact counts of these narrow bins, which the evidence tests see at any sample size
+TAIL_PROBS = (0.001, 0.01, 0.99, 0.999)
 
 
 @dataclass(frozen=True)
 class DriftResult:
+    """One statistic of one column in one group.
+
+    ``material``: the effect reaches the threshold (a distance >= threshold, or a
+    test's p-value < threshold). ``p_value``: the evidence that the two samples
+    differ beyond sampling noise at these sizes (for distances, the exact-count
+    tests of ``evidence_p``; for chi2 / ks their own p-value), after the
+    reference's overdispersion. ``q_value``: Benjamini-Hochberg across the audit,
+    set by the audit. ``drifted`` = material and q <= the false discovery rate.
+    ``noise``: the statistic's noise band at these sizes from the reference's own
+    windows, when the reference kept them.
+    """
+
     column: str
     kind: str
     statistic: str
@@ -35,16 +49,24 @@ class DriftResult:
     is_default: bool
     n_reference: int
     n_current: int
+    material: bool = False
+    q_value: float | None = None
+    noise: float | None = None
 
 
 def reference_bins(col: ColumnProfile, n_bins: int) -> Bins | None:
-    """The bins a reference column defines: quantile edges, or its top categories."""
+    """The bins a reference column defines: quantile edges (plus tail edges), or its top categories."""
     if col.kind == "numeric":
-        qs = col.quantiles([i / n_bins for i in range(1, n_bins)])
+        probs = sorted({*(i / n_bins for i in range(1, n_bins)), *TAIL_PROBS})
+        qs = col.quantiles(probs)
         if qs is None:
             return None
-        edges = sorted({float(q) for q in qs if math.isfinite(q)})
-        return Bins(counts=(), edges=tuple(edges))
+        edges = {float(q) for q in qs if math.isfinite(q)}
+        # values below the reference's minimum or above its maximum get bins of their own, so a
+        # change outside the reference's range (a constant that moves, a new extreme) is counted
+        if col.min is not None and col.max is not None and math.isfinite(col.min) and math.isfinite(col.max):
+            edges |= {float(col.min), float(np.nextafter(col.max, math.inf))}
+        return Bins(counts=(), edges=tuple(sorted(edges)))
     if col.kind == "categorical":
         if not col.top:
             return None
@@ -66,14 +88,6 @@ def _bins_input(ref: ColumnProfile, cur: ColumnProfile) -> tuple[np.ndarray, np.
     return ref.histogram(bins), cur.histogram(bins)
 
 
-def _cdf_input(ref: ColumnProfile, cur: ColumnProfile):
-    rq, cq = ref.quantiles(_CDF_PROBS), cur.quantiles(_CDF_PROBS)
-    if rq is None or cq is None:
-        return None
-    grid = sorted(set(rq) | set(cq))
-    return np.asarray(ref.cdf(grid)), np.asarray(cur.cdf(grid))
-
-
 def _bin_stat(fn: Callable) -> Callable:
     def run(ref: ColumnProfile, cur: ColumnProfile):
         data = _bins_input(ref, cur)
@@ -86,18 +100,20 @@ def _bin_stat(fn: Callable) -> Callable:
 
 
 def _ks(ref: ColumnProfile, cur: ColumnProfile):
-    data = _cdf_input(ref, cur)
+    """KS on the exact counts of the reference's bins (not on two KLL sketches, whose rank error
+    does not shrink with n and made every large window "drift")."""
+    data = _bins_input(ref, cur)
     if data is None:
         return math.nan, math.nan
-    stat, p = stats.ks_from_cdfs(data[0], data[1], ref.n_finite, cur.n_finite)
-    return float(stat), float(p)
+    return stats.ks_from_counts(*data)
 
 
 def _wasserstein(ref: ColumnProfile, cur: ColumnProfile):
-    rq, cq = ref.quantiles(_QUANTILE_GRID), cur.quantiles(_QUANTILE_GRID)
-    if rq is None or cq is None:
+    """W1 between the weighted items the two KLL sketches keep: the whole range, tails included."""
+    ri, ci = ref.kll_items(), cur.kll_items()
+    if ri is None or ci is None:
         return math.nan, None
-    return float(stats.wasserstein_from_quantiles(np.asarray(rq), np.asarray(cq), scale=ref.std or 0.0)), None
+    return float(stats.wasserstein_weighted(*ri, *ci, scale=ref.std or 0.0)), None
 
 
 COMPUTE: dict[str, Callable] = {
@@ -112,6 +128,30 @@ COMPUTE: dict[str, Callable] = {
 }
 
 
+def compute(statistic: str, ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float | None]:
+    """``(value, p_value)`` of one statistic of ``cur`` against ``ref``."""
+    return COMPUTE[statistic](ref, cur)
+
+
+def evidence_p(ref: ColumnProfile, cur: ColumnProfile, phi: float = 1.0, phi_ks: float = 1.0) -> float:
+    """The p-value that ``cur`` differs from ``ref`` beyond sampling noise, from exact counts.
+
+    Chi-square homogeneity on the reference's bins (categories, or quantile bins with
+    tail bins) and, for numbers, KS on the same counts; the smaller p-value, doubled
+    (Bonferroni over the two tests). ``phi`` is the reference's overdispersion
+    (``spark_audit.drift.noise``) for chi-square, ``phi_ks`` for KS. NaN when there are no
+    exact counts to test.
+    """
+    data = _bins_input(ref, cur)
+    if data is None or data[0].sum() <= 0 or data[1].sum() <= 0:
+        return math.nan
+    p = stats.chi_square_pvalue(*data, phi=phi)
+    if ref.kind == "numeric":
+        _, p_ks = stats.ks_from_counts(*data, phi=phi_ks)
+        p = min(1.0, 2 * min(p, p_ks))
+    return float(p)
+
+
 def _applies(stat: str, kind: str) -> bool:
     kinds = stats.STATISTICS[stat].kinds
     return kind in kinds or (kind == "boolean" and "categorical" in kinds)
@@ -123,10 +163,23 @@ def _sample_size(col: ColumnProfile) -> int:
     return col.non_null
 
 
+def check_statistic(statistic: str, kind: str, column: str) -> None:
+    if not _applies(statistic, kind):
+        from spark_audit.errors import SpecError
+
+        raise SpecError(f"statistic {statistic!r} does not apply to {kind} column {column!r}",
+                        key=f"features[{column}].drift.statistic")
+
+
 def compare_column(
-    ref: ColumnProfile, cur: ColumnProfile, feature: FeatureSpec, drift: DriftSpec
+    ref: ColumnProfile, cur: ColumnProfile, feature: FeatureSpec, drift: DriftSpec, noise: ColumnNoise | None = None,
+    *, fdr: float = 0.05,
 ) -> list[DriftResult]:
-    """Every statistic asked for this column; the deciding one has ``is_default``."""
+    """Every statistic asked for this column; the deciding one has ``is_default``.
+
+    ``drifted`` here is decided on the unadjusted p-value; an audit replaces it with
+    the decision on the Benjamini-Hochberg q-value across all its tests.
+    """
     kind = ref.kind
     if kind not in DRIFT_KINDS:
         return []
@@ -134,44 +187,55 @@ def compare_column(
     dkind = "categorical" if kind == "boolean" else kind
     default_stat, default_thr = stats.default_statistic(dkind, n_ref, n_cur)
     main = feature.drift.statistic or default_stat
-    if not _applies(main, kind):
-        from spark_audit.errors import SpecError
-
-        raise SpecError(f"statistic {main!r} does not apply to {kind} column {ref.name!r}",
-                        key=f"features[{ref.name}].drift.statistic")
+    check_statistic(main, kind, ref.name)
     main_thr = feature.drift.threshold
     if main_thr is None:
         main_thr = default_thr if main == default_stat else stats.STATISTICS[main].threshold
     wanted = [(main, main_thr, True)] + [
         (s, stats.STATISTICS[s].threshold, False) for s in drift.statistics if s != main and _applies(s, kind)
     ]
+    phi = noise.phi if noise is not None else 1.0
+    phi_ks = noise.phi_ks if noise is not None else 1.0
+    evidence = evidence_p(ref, cur, phi, phi_ks) if n_ref > 0 and n_cur > 0 else math.nan
     out = []
     for name, thr, is_default in wanted:
+        info = stats.STATISTICS[name]
         value, p = COMPUTE[name](ref, cur)
-        drifted = bool(n_cur > 0 and n_ref > 0 and stats.is_drifted(name, value, p, thr))
-        if stats.STATISTICS[name].higher_is_drift:
-            critical = drifted and value >= thr * drift.critical_factor
+        if name == "chi2" and phi > 1.0:
+            p = stats.chi_square_pvalue(*_bins_input(ref, cur), phi=phi)
+        elif name == "ks" and phi_ks > 1.0:
+            p = stats.ks_from_counts(*_bins_input(ref, cur), phi=phi_ks)[1]
+        alive = n_cur > 0 and n_ref > 0
+        material = bool(alive and stats.is_drifted(name, value, p, thr))
+        p_evidence = p if not info.higher_is_drift else evidence
+        if info.higher_is_drift:
+            critical = material and value >= thr * drift.critical_factor
         else:
             # p-values shrink with sample size, not only with effect: critical takes orders of magnitude
-            critical = drifted and p is not None and p < thr / 10**drift.critical_factor
-        out.append(DriftResult(ref.name, kind, name, value, p, thr, drifted, bool(critical), is_default, n_ref, n_cur))
+            critical = material and p is not None and p < thr / 10**drift.critical_factor
+        band = noise.band(name, n_cur, n_ref) if noise is not None else None
+        drifted = material and p_evidence is not None and math.isfinite(p_evidence) and p_evidence <= fdr
+        out.append(DriftResult(ref.name, kind, name, value, p_evidence, thr, bool(drifted), bool(critical and drifted),
+                               is_default, n_ref, n_cur, material=material, noise=band))
     return out
 
 
 def compare_profiles(
-    ref: TableProfile, cur: TableProfile, features: tuple[FeatureSpec, ...], drift: DriftSpec
+    ref: TableProfile, cur: TableProfile, features: tuple[FeatureSpec, ...], drift: DriftSpec,
+    noise: dict[str, ColumnNoise] | None = None,
 ) -> list[DriftResult]:
     out: list[DriftResult] = []
     for f in features:
         if f.name in ref.columns and f.name in cur.columns:
-            out += compare_column(ref.columns[f.name], cur.columns[f.name], f, drift)
+            out += compare_column(ref.columns[f.name], cur.columns[f.name], f, drift, (noise or {}).get(f.name))
     return out
 
 
 def dataset_verdict(
-    results: list[DriftResult], features: tuple[FeatureSpec, ...], share_threshold: float
+    decided: dict[str, bool], features: tuple[FeatureSpec, ...], share_threshold: float
 ) -> tuple[int, int, float, bool]:
-    decided = {r.column: r.drifted for r in results if r.is_default}
+    """(columns, drifted columns, importance-weighted drifted share, dataset drifted) from each column's
+    decision (``{column: drifted}``, the deciding statistic's)."""
     weights = {f.name: f.importance for f in features if f.name in decided}
     share, drifted = stats.dataset_drift(decided, weights=weights, share_threshold=share_threshold)
     return len(decided), sum(decided.values()), float(share), bool(drifted)

@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import rel_entr
-from scipy.stats import chi2, kstwo
+from scipy.stats import chi2, kstwo, wasserstein_distance
 
 __all__ = [
     "STATISTICS",
@@ -50,12 +50,16 @@ __all__ = [
     "default_statistic",
     "hellinger",
     "is_drifted",
+    "benjamini_hochberg",
+    "chi_square_pvalue",
     "jensen_shannon",
     "ks_from_cdfs",
+    "ks_from_counts",
     "linf",
     "psi",
     "total_variation",
     "wasserstein_from_quantiles",
+    "wasserstein_weighted",
 ]
 
 NAN = float("nan")
@@ -284,6 +288,68 @@ def ks_from_cdfs(
     return statistic, p_value
 
 
+def ks_from_counts(ref_counts: ArrayLike, cur_counts: ArrayLike, *, phi: float = 1.0) -> tuple[float, float]:
+    """Two-sample KS test on exact counts on the same ordered bins: ``(D, p_value)``.
+
+    ``D`` is the largest difference of the two cumulative shares at the bin edges,
+    a lower bound of the KS statistic of the raw values; the p-value,
+    ``kstwo.sf(D / sqrt(phi), round(n_eff))`` with ``n_eff = n m / (n + m)``, is
+    therefore conservative. Counts are exact (no sketch rank error), so the p-value
+    stays valid at any sample size, unlike a KS read from two KLL sketches, whose
+    rank error (about 1 % at k=200) does not shrink with n. ``phi`` >= 1 is an
+    overdispersion factor for the statistic's variance (1 for independent rows).
+    Empty sides give ``(nan, nan)``.
+    """
+    ref, cur = _counts(ref_counts, cur_counts)
+    n1, n2 = ref.sum(), cur.sum()
+    if ref.size == 0 or n1 <= 0 or n2 <= 0:
+        return NAN, NAN
+    statistic = float(np.max(np.abs(np.cumsum(ref) / n1 - np.cumsum(cur) / n2)))
+    n_eff = max(1, round(n1 * n2 / (n1 + n2)))
+    p_value = float(np.clip(kstwo.sf(statistic / math.sqrt(max(phi, 1.0)), n_eff), 0.0, 1.0))
+    return statistic, p_value
+
+
+def chi_square_pvalue(ref_counts: ArrayLike, cur_counts: ArrayLike, *, phi: float = 1.0) -> float:
+    """The chi-square homogeneity p-value with the statistic divided by ``phi`` (>= 1).
+
+    ``phi`` is the overdispersion the reference showed between its own windows
+    (quasi-likelihood: ``X^2 / phi`` is again about chi-square with K-1 degrees of
+    freedom when windows vary more than independent rows would).
+    """
+    statistic, p_value = chi_square(ref_counts, cur_counts)
+    if math.isnan(statistic) or phi <= 1.0:
+        return p_value
+    ref, cur = _counts(ref_counts, cur_counts)
+    df = int(np.count_nonzero((ref + cur) > 0)) - 1
+    return float(chi2.sf(statistic / phi, df)) if df > 0 else 1.0
+
+
+def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini-Hochberg q-values (adjusted p-values) of a family of tests.
+
+    ``q_(i) = min_{j >= i} p_(j) * m / j`` over the p-values sorted ascending, capped
+    at 1; deciding ``q <= alpha`` controls the false discovery rate at ``alpha`` for
+    independent or positively dependent tests. NaN p-values (tests that could not be
+    run) get NaN and do not count in ``m``. Matches
+    ``scipy.stats.false_discovery_control(p, method="bh")`` on finite input.
+    """
+    p = _vector(p_values, "p_values")
+    out = np.full(p.shape, NAN)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    idx = np.flatnonzero(ok)
+    order = np.argsort(p[ok], kind="stable")
+    ranked = p[ok][order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out[idx[order]] = np.minimum(q, 1.0)
+    return out
+
+
 def wasserstein_from_quantiles(
     ref_q: ArrayLike, cur_q: ArrayLike, *, scale: float | None = None
 ) -> float:
@@ -325,13 +391,41 @@ def wasserstein_from_quantiles(
             raise ValueError(f"{name} contains infinite quantiles")
         if np.any(np.diff(arr) < 0):
             raise ValueError(f"{name} must be non-decreasing (quantiles in probability order)")
-    distance = _trapezoid_mean(np.abs(ref - cur))
+    return _normalised(_trapezoid_mean(np.abs(ref - cur)), _trapezoid_mean(ref), scale)
+
+
+def _normalised(distance: float, ref_mean: float, scale: float | None) -> float:
+    """``distance / scale``, falling back to ``max(|ref_mean|, 1)`` for a zero or NaN scale."""
     if scale is None:
         return distance
-    ref_mean_size = max(abs(_trapezoid_mean(ref)), 1.0)
+    ref_mean_size = max(abs(ref_mean), 1.0)
     if float(scale) > 1e-12 * ref_mean_size:  # False for 0 and NaN
         return distance / float(scale)
     return distance / ref_mean_size
+
+
+def wasserstein_weighted(
+    ref_values: ArrayLike, ref_weights: ArrayLike, cur_values: ArrayLike, cur_weights: ArrayLike,
+    *, scale: float | None = None,
+) -> float:
+    """Wasserstein-1 distance between two weighted samples, such as the items a KLL sketch keeps.
+
+    Exact for the two weighted empirical distributions
+    (``scipy.stats.wasserstein_distance`` with weights), so the whole range counts:
+    drift confined to the top 0.2 % (sentinels, outliers) is seen, which a quantile
+    grid without the end points misses. ``scale`` normalises as in
+    :func:`wasserstein_from_quantiles`. Empty or all-zero-weight input gives NaN.
+    """
+    rv, rw = _vector(ref_values, "ref_values"), _vector(ref_weights, "ref_weights")
+    cv, cw = _vector(cur_values, "cur_values"), _vector(cur_weights, "cur_weights")
+    _same_length(rv, rw, "values and weights")
+    _same_length(cv, cw, "values and weights")
+    if rv.size == 0 or cv.size == 0 or rw.sum() <= 0 or cw.sum() <= 0:
+        return NAN
+    if scale is not None and float(scale) < 0:
+        raise ValueError(f"scale must be >= 0, NaN or None, got {scale!r}")
+    distance = float(wasserstein_distance(rv, cv, rw, cw))
+    return _normalised(distance, float(np.average(rv, weights=rw)), scale)
 
 
 def _trapezoid_mean(values: np.ndarray) -> float:
@@ -361,25 +455,41 @@ class StatisticInfo:
     higher_is_drift: bool
     threshold: float
     needs: Input
+    # how the statistic's value under no drift shrinks with the sample sizes n and m:
+    # "sqrt" ~ sqrt(1/n + 1/m) (distances), "linear" ~ (1/n + 1/m) (PSI, a divergence),
+    # None for tests decided on a p-value
+    null_scale: Literal["sqrt", "linear"] | None = None
+
+    def noise_scale(self, n: float, m: float) -> float:
+        """The factor by which this statistic's no-drift value scales at sample sizes n and m."""
+        if self.null_scale is None or n <= 0 or m <= 0:
+            return NAN
+        v = 1.0 / n + 1.0 / m
+        return math.sqrt(v) if self.null_scale == "sqrt" else v
 
 
 _BOTH: frozenset[Kind] = frozenset({"numeric", "categorical"})
 _NUMERIC: frozenset[Kind] = frozenset({"numeric"})
 
-# Default thresholds: Evidently's defaults for psi, js, hellinger (0.1), chi2 and
-# ks (p-value 0.05) and normalised wasserstein (0.1); tv and linf have no common
-# default and use 0.1 like the other bounded distances.
+# Default thresholds, the *material* effect size (a finding also needs evidence beyond
+# sampling noise, see spark_audit.drift.compare): Evidently's defaults for psi and
+# hellinger (0.1), chi2 and ks (p-value 0.05) and normalised wasserstein (0.1).
+# JS: ours is the Jensen-Shannon *distance* in base 2 (range [0, 1]); Evidently's 0.1 is
+# the distance in natural log (scipy's default base), and d_2 = d_e / sqrt(ln 2), so
+# Evidently's 0.1 is 0.1 / sqrt(ln 2) = 0.120 here. tv and linf have no common default
+# and use 0.1 like the other bounded distances.
+JS_THRESHOLD = 0.1 / math.sqrt(math.log(2.0))
 STATISTICS: dict[str, StatisticInfo] = {
     info.name: info
     for info in (
-        StatisticInfo("psi", _BOTH, True, 0.1, "bins"),
-        StatisticInfo("js", _BOTH, True, 0.1, "bins"),
-        StatisticInfo("hellinger", _BOTH, True, 0.1, "bins"),
-        StatisticInfo("tv", _BOTH, True, 0.1, "bins"),
-        StatisticInfo("linf", _BOTH, True, 0.1, "bins"),
+        StatisticInfo("psi", _BOTH, True, 0.1, "bins", "linear"),
+        StatisticInfo("js", _BOTH, True, round(JS_THRESHOLD, 3), "bins", "sqrt"),
+        StatisticInfo("hellinger", _BOTH, True, 0.1, "bins", "sqrt"),
+        StatisticInfo("tv", _BOTH, True, 0.1, "bins", "sqrt"),
+        StatisticInfo("linf", _BOTH, True, 0.1, "bins", "sqrt"),
         StatisticInfo("chi2", _BOTH, False, 0.05, "bins"),
-        StatisticInfo("ks", _NUMERIC, False, 0.05, "cdf"),
-        StatisticInfo("wasserstein", _NUMERIC, True, 0.1, "quantiles"),
+        StatisticInfo("ks", _NUMERIC, False, 0.05, "bins"),
+        StatisticInfo("wasserstein", _NUMERIC, True, 0.1, "quantiles", "sqrt"),
     )
 }
 
