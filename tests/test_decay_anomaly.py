@@ -102,3 +102,28 @@ def test_slow_leak_negative_trend_and_finite_windows_until():
     assert windows_until(loss, 0.40, higher_is_better=False) == pytest.approx(6.0)
     assert windows_until(loss[::-1], 0.40, higher_is_better=False) == math.inf
     assert math.isnan(windows_until([float("nan")], 0.5))
+
+
+def test_zscore_min_std_floors_a_history_that_agrees_by_chance():
+    hist = [0.900, 0.901, 0.899, 0.900, 0.902, 0.898]
+    mean, sd = float(np.mean(hist)), float(np.std(hist, ddof=1))
+    value = mean - 3.2 * sd
+    plain = zscore(hist, value)
+    assert plain.is_anomaly and plain.score == pytest.approx(-3.2)
+    # the window's sampling error says 3.2 sample stds is only 1 std of noise
+    floored = zscore(hist, value, min_std=3.2 * sd)
+    assert not floored.is_anomaly
+    assert floored.score == pytest.approx(-1.0)
+    assert floored.bounds == pytest.approx((mean - 3 * 3.2 * sd, mean + 3 * 3.2 * sd))
+    assert "-1.00 std" in floored.reason and "inside ±3 std" in floored.reason
+    # a floor below the sample std changes nothing
+    assert zscore(hist, value, min_std=sd / 2) == plain
+    # a real drop beyond k floored stds is still flagged
+    assert zscore(hist, mean - 4 * 3.2 * sd, min_std=3.2 * sd).is_anomaly
+    # a constant history with a floor accepts values within k floors, with a finite score
+    const = zscore([0.5] * 5, 0.49, min_std=0.01)
+    assert not const.is_anomaly and const.score == pytest.approx(-1.0)
+    # an undefined floor (NaN se) means no floor; a negative one is an error
+    assert zscore(hist, value, min_std=float("nan")) == plain
+    with pytest.raises(ValueError, match="min_std"):
+        zscore(hist, value, min_std=-0.1)

@@ -151,8 +151,12 @@ def test_binary_metrics_match_numpy_and_mann_whitney(spark):
 
     u = mannwhitneyu(scores[y], scores[~y]).statistic
     assert m["roc_auc"] == pytest.approx(u / (y.sum() * (~y).sum()))
-    expected_ll = -np.mean(y * np.log(scores) + (~y) * np.log(1 - scores))
+    per_row_ll = -(y * np.log(scores) + (~y) * np.log(1 - scores))
+    expected_ll = np.mean(per_row_ll)
     assert m["log_loss"] == pytest.approx(expected_ll)
+    assert row["q__logloss_sq"] == pytest.approx(np.sum(per_row_ll**2))
+    # a score-only spec has no disagreement states
+    assert "q__n_both" not in row and math.isnan(m["prediction_threshold_disagreement"])
     # one row per bin: ECE is the mean |score - label|
     assert m["ece"] == pytest.approx(np.mean(np.abs(scores - y)))
     assert len(row["q__bin_pos"]) == 100
@@ -220,6 +224,13 @@ def test_regression_metrics_match_numpy(spark):
     nz = y != 0
     assert m["mape"] == pytest.approx(np.mean(np.abs(err[nz] / y[nz])))
     assert m["r2"] == pytest.approx(1 - np.sum(err**2) / np.sum((y - y.mean()) ** 2))
+    # the sums behind the standard errors (spark_audit.decay.uncertainty)
+    assert row["q__sse2"] == pytest.approx(np.sum(err**4))
+    assert row["q__sape2"] == pytest.approx(np.sum((err[nz] / y[nz]) ** 2))
+    assert row["q__sum_y3"] == pytest.approx(np.sum(y**3))
+    assert row["q__sum_y4"] == pytest.approx(np.sum(y**4))
+    assert row["q__sum_e2y"] == pytest.approx(np.sum(err**2 * y))
+    assert row["q__sum_e2y2"] == pytest.approx(np.sum(err**2 * y**2))
 
 
 def test_regression_constant_label_gives_nan_r2(spark):
@@ -247,6 +258,37 @@ def test_states_merge_like_the_union(spark):
     assert quality_from_row(spec, merged)["roc_auc"] == pytest.approx(
         quality_from_row(spec, whole)["roc_auc"]
     )
+
+
+def test_prediction_threshold_disagreement(spark):
+    rows = [
+        # y,    p,  s      prediction vs s >= 0.5
+        (1, 1, 0.9),  # agree
+        (0, 1, 0.2),  # disagree
+        (1, 0, 0.7),  # disagree
+        (0, 0, 0.1),  # agree
+        (None, 1, 0.3),  # disagree, unlabelled: still counts
+        (None, 0, 0.5),  # disagree at the threshold itself (0.5 >= 0.5 is positive)
+        (1, None, 0.8),  # no prediction: not counted
+        (0, 1, None),  # no score: not counted
+    ]
+    df = spark.createDataFrame(rows, "y int, p int, s double")
+    spec = QualitySpec(task="binary", label="y", prediction="p", score="s", score_bins=4)
+    row = df.agg(*quality_exprs(spec, prefix="m1__")).collect()[0]
+    assert df.agg(*quality_exprs(spec, prefix="m1__")).columns == ["m1__" + n for n in quality_state_names(spec)]
+    assert (row["m1__disagree"], row["m1__n_both"]) == (4, 6)
+    m = quality_from_row(spec, row, prefix="m1__")
+    assert m["prediction_threshold_disagreement"] == pytest.approx(4 / 6)
+    # the confusion matrix still follows the prediction column
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (1, 2, 1, 1)
+    # a higher threshold moves two rows: (0.5, p=0) and (0.7, p=0) now agree
+    spec_hi = QualitySpec(task="binary", label="y", prediction="p", score="s", score_bins=4, threshold=0.75)
+    m_hi = quality_from_row(spec_hi, _agg(df, spec_hi))
+    assert m_hi["prediction_threshold_disagreement"] == pytest.approx(2 / 6)
+    # no rows with both: NaN, not an error
+    none = quality_from_row(spec, df.where("s is null").agg(*quality_exprs(spec, prefix="m1__")).collect()[0],
+                            prefix="m1__")
+    assert math.isnan(none["prediction_threshold_disagreement"])
 
 
 def test_alias_names_follow_prefix(spark):

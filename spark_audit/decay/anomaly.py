@@ -99,17 +99,25 @@ def zscore(
     min_history: int = 3,
     window: int | None = None,
     direction: str = "both",
+    min_std: float | None = 0.0,
 ) -> AnomalyResult:
     """Flag ``value`` outside mean ± k·std of the trailing history.
 
-    The trailing history is the last ``window`` finite values (all when None); the
-    standard deviation is the sample one (ddof=1). With fewer than ``min_history``
-    finite values nothing is flagged. A constant history accepts only (numerically)
-    the same value.
+    The trailing history is the last ``window`` finite values (all when None); std is
+    the larger of their sample standard deviation (ddof=1) and ``min_std``. A few
+    windows can agree closely by chance; a floor such as the metric's sampling error
+    at this n (``spark_audit.decay.uncertainty``) keeps sampling noise from being
+    flagged. A NaN or None ``min_std`` (an undefined se) means no floor. With fewer
+    than ``min_history`` finite values nothing is flagged. A constant history with
+    no floor accepts only (numerically) the same value.
     """
     _check_direction(direction)
     if not k > 0:
         raise ValueError(f"k must be > 0, got {k!r}")
+    if min_std is None or (isinstance(min_std, float) and math.isnan(min_std)):
+        min_std = 0.0
+    if not (min_std >= 0 and math.isfinite(min_std)):
+        raise ValueError(f"min_std must be a finite number >= 0 (or NaN for none), got {min_std!r}")
     if window is not None and window < 2:
         raise ValueError(f"window must be >= 2 or None, got {window!r}")
     nan = float("nan")
@@ -126,7 +134,7 @@ def zscore(
             f"only {hist.size} finite history values, need {max(min_history, 2)}",
         )
     mean = float(hist.mean())
-    std = float(hist.std(ddof=1))
+    std = max(float(hist.std(ddof=1)), float(min_std))
     tol = 1e-12 * max(1.0, abs(mean))
     half = max(k * std, tol)
     lower, upper = mean - half, mean + half

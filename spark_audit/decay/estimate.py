@@ -4,8 +4,12 @@ On the reference (where labels exist) the binned scores are calibrated with isot
 regression: each score bin gets the probability that a row in it is positive. On a
 window without labels every row then contributes its calibrated probability ``p`` to
 the expected confusion matrix: a predicted positive adds ``p`` to tp and ``1 - p`` to
-fp, a predicted negative adds ``p`` to fn and ``1 - p`` to tn. The estimate holds
-under covariate shift (scores move, P(y | score) does not), not under concept drift.
+fp, a predicted negative adds ``p`` to fn and ``1 - p`` to tn. A row is predicted
+positive by the prediction column when one is given (the rule of
+``spark_audit.decay.metrics``), else by ``score >= threshold``. The estimated ROC AUC
+ranks the expected positives (count x p) against the expected negatives
+(count x (1 - p)) per score bin. The estimate holds under covariate shift (scores
+move, P(y | score) does not), not under concept drift.
 
 Bins are the same as ``spark_audit.decay.metrics.score_bin``, so the reference's
 ``q__bin_pos`` / ``q__bin_neg`` states feed ``fit_calibration`` directly.
@@ -23,7 +27,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from scipy.optimize import isotonic_regression
 
-from spark_audit.decay.metrics import _as_dict, _num, score_bin
+from spark_audit.decay.metrics import _as_dict, _equals_positive, _num, roc_auc_from_bins, score_bin
 from spark_audit.errors import DataError
 from spark_audit.names import col as _col
 
@@ -106,34 +110,70 @@ def fit_calibration(
 
 
 def estimated_exprs(
-    calibration: Calibration, score_col: str, threshold: float = 0.5, prefix: str = "e__"
+    calibration: Calibration,
+    score_col: str,
+    threshold: float = 0.5,
+    prefix: str = "e__",
+    *,
+    prediction_col: str | None = None,
+    positive: Any = 1,
 ) -> list[Column]:
-    """Aggregates of the expected confusion matrix: ``prefix`` + tp, fp, tn, fn (double)
-    and n (long, rows with a score). Predicted positive means score >= threshold.
+    """Aggregates of the label-free estimate, aliased ``prefix + name``.
+
+    tp, fp, tn, fn (double): the expected confusion matrix; n (long): the rows in it.
+    Without ``prediction_col`` those are the rows with a score and predicted positive
+    means ``score >= threshold``. With it, they are the rows with a score and a
+    prediction, and predicted positive means prediction == ``positive`` (numbers and
+    booleans compare as doubles, as in ``quality_exprs``).
+    bin_n (array of long, ``calibration.bins`` long): rows with a score per uniform
+    score bin (the bins of ``score_bin``), for the estimated ROC AUC.
+    Every state is a sum, so estimates merge with ``merge_states``.
     """
     score = _col(score_col).cast("double")
     scored = score.isNotNull()
     probs = F.array(*[F.lit(float(p)) for p in calibration.probs])
-    p = F.element_at(probs, score_bin(score, calibration.bins) + F.lit(1))
+    b = score_bin(score, calibration.bins)
+    p = F.element_at(probs, b + F.lit(1))
     q = F.lit(1.0) - p
-    pred_pos = scored & (score >= F.lit(float(threshold)))
-    pred_neg = scored & (score < F.lit(float(threshold)))
+    if prediction_col is None:
+        pred_pos = scored & (score >= F.lit(float(threshold)))
+        pred_neg = scored & (score < F.lit(float(threshold)))
+    else:
+        pred = _col(prediction_col)
+        is_pos = _equals_positive(pred, positive)
+        # a prediction not comparable with ``positive`` leaves is_pos null: in neither
+        pred_pos = scored & pred.isNotNull() & is_pos
+        pred_neg = scored & pred.isNotNull() & ~is_pos
 
     def _sum(cond: Column, value: Column) -> Column:
         return F.sum(F.when(cond, value).otherwise(F.lit(0.0)))
+
+    def _count(cond: Column) -> Column:
+        return F.sum(F.when(cond, F.lit(1)).otherwise(F.lit(0))).cast("long")
 
     return [
         _sum(pred_pos, p).alias(prefix + "tp"),
         _sum(pred_pos, q).alias(prefix + "fp"),
         _sum(pred_neg, q).alias(prefix + "tn"),
         _sum(pred_neg, p).alias(prefix + "fn"),
-        F.sum(F.when(scored, F.lit(1)).otherwise(F.lit(0))).cast("long").alias(prefix + "n"),
+        _count(pred_pos | pred_neg).alias(prefix + "n"),
+        F.array(*[_count(scored & (b == i)) for i in range(calibration.bins)]).alias(prefix + "bin_n"),
     ]
 
 
-def estimated_from_row(row: Mapping[str, Any], prefix: str = "e__") -> dict[str, float]:
+def estimated_from_row(
+    row: Mapping[str, Any], prefix: str = "e__", calibration: Calibration | None = None
+) -> dict[str, Any]:
     """Estimated accuracy, precision, recall, f1, positive_rate, the expected tp, fp,
-    tn, fn and n from one aggregated row. Undefined values are NaN.
+    tn, fn and n from one aggregated row; and roc_auc with n_pos, n_neg (the expected
+    numbers of positives and negatives among the scored rows) and the lists
+    expected_bin_pos, expected_bin_neg (per score bin: rows x p, rows x (1 - p)) that
+    ``spark_audit.decay.uncertainty.estimated_se`` uses.
+
+    roc_auc needs ``calibration`` (the one the row was aggregated with) and the
+    ``bin_n`` state; without either it is NaN, as are n_pos and n_neg, and the lists
+    are absent. Undefined values are NaN. Raises DataError when bin_n and the
+    calibration differ in bins.
     """
     r = _as_dict(row)
     tp, fp, tn, fn = (_num(r, prefix + k) for k in ("tp", "fp", "tn", "fn"))
@@ -143,15 +183,32 @@ def estimated_from_row(row: Mapping[str, Any], prefix: str = "e__") -> dict[str,
     def div(a: float, b: float) -> float:
         return a / b if b > 0 else math.nan
 
-    return {
+    out: dict[str, Any] = {
         "accuracy": div(tp + tn, total),
         "precision": div(tp, tp + fp),
         "recall": div(tp, tp + fn),
         "f1": div(2 * tp, 2 * tp + fp + fn),
         "positive_rate": div(tp + fn, total),
+        "roc_auc": math.nan,
         "tp": tp,
         "fp": fp,
         "tn": tn,
         "fn": fn,
         "n": n,
+        "n_pos": math.nan,
+        "n_neg": math.nan,
     }
+    counts = r.get(prefix + "bin_n")
+    if calibration is not None and counts is not None:
+        c = np.array([0.0 if v is None else float(v) for v in counts], dtype=float)
+        if c.size != calibration.bins:
+            raise DataError(
+                f"{prefix}bin_n has {c.size} bins but the calibration has {calibration.bins}; "
+                "estimate with the calibration the row was aggregated with"
+            )
+        probs = np.asarray(calibration.probs, dtype=float)
+        pos, neg = c * probs, c * (1.0 - probs)
+        out["roc_auc"] = roc_auc_from_bins(pos, neg)
+        out["n_pos"], out["n_neg"] = float(pos.sum()), float(neg.sum())
+        out["expected_bin_pos"], out["expected_bin_neg"] = pos.tolist(), neg.tolist()
+    return out

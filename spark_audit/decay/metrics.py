@@ -32,6 +32,13 @@ from spark_audit.names import quote_name as _quote
 TASKS = ("binary", "regression")
 EPS = 1e-15
 
+# States added for standard errors (spark_audit.decay.uncertainty) and the
+# prediction/threshold disagreement. They are plain sums like the others, but rows
+# aggregated before they existed lack them: every reader treats them as optional.
+REGRESSION_SE_STATES = ("sse2", "sape2", "sum_y3", "sum_y4", "sum_e2y", "sum_e2y2")
+BINARY_SE_STATES = ("logloss_sq", "disagree", "n_both")
+OPTIONAL_STATES = frozenset(REGRESSION_SE_STATES + BINARY_SE_STATES + ("bin_n",))
+
 __all__ = [
     "QualitySpec",
     "quality_exprs",
@@ -106,10 +113,15 @@ def score_bin(score: Column, bins: int) -> Column:
 def quality_state_names(spec: QualitySpec) -> list[str]:
     """State names (without prefix) that ``quality_exprs`` produces for ``spec``, in order."""
     if spec.task == "regression":
-        return ["unlabelled", "unpredicted", "n", "sse", "sae", "sape", "n_nonzero", "sum_y", "sum_y2"]
+        return [
+            "unlabelled", "unpredicted", "n", "sse", "sae", "sape", "n_nonzero", "sum_y", "sum_y2",
+            *REGRESSION_SE_STATES,
+        ]
     names = ["unlabelled", "unpredicted", "tp", "fp", "tn", "fn"]
     if spec.score is not None:
-        names += ["n_scored", "logloss_sum", "bin_pos", "bin_neg", "bin_score_sum"]
+        names += ["n_scored", "logloss_sum", "bin_pos", "bin_neg", "bin_score_sum", "logloss_sq"]
+    if spec.prediction is not None and spec.score is not None:
+        names += ["disagree", "n_both"]
     return names
 
 
@@ -133,10 +145,18 @@ def quality_exprs(spec: QualitySpec, prefix: str = "q__") -> list[Column]:
     """Aggregate expressions for the quality states of ``spec``, aliased ``prefix + name``.
 
     Binary: unlabelled, unpredicted, tp, fp, tn, fn and, with a score column, n_scored,
-    logloss_sum and the arrays bin_pos, bin_neg (counts, long) and bin_score_sum (double)
-    of length ``score_bins``. Regression: unlabelled, unpredicted, n, sse, sae, sape,
-    n_nonzero, sum_y, sum_y2. ``unpredicted`` counts labelled rows without a prediction
-    (or score); they are left out of every other state.
+    logloss_sum, the arrays bin_pos, bin_neg (counts, long) and bin_score_sum (double)
+    of length ``score_bins``, and logloss_sq (sum of squared per-row log loss). With
+    both a prediction and a score column also disagree and n_both: over every row
+    that has both (labelled or not), n_both counts them and disagree counts those
+    whose predicted class differs from ``score >= threshold``.
+
+    Regression: unlabelled, unpredicted, n, sse, sae, sape, n_nonzero, sum_y, sum_y2,
+    then sse2 (sum of e^4), sape2 (sum of squared |e / y| over y != 0), sum_y3,
+    sum_y4, sum_e2y (sum of e^2 y) and sum_e2y2 (sum of e^2 y^2), with e = prediction - y.
+
+    ``unpredicted`` counts labelled rows without a prediction (or score); they are
+    left out of every other state except disagree / n_both.
     """
     label = _col(spec.label)
     labelled = label.isNotNull()
@@ -158,6 +178,12 @@ def quality_exprs(spec: QualitySpec, prefix: str = "q__") -> list[Column]:
             ("n_nonzero", _count_if(nonzero)),
             ("sum_y", _sum_if(ok, y)),
             ("sum_y2", _sum_if(ok, y * y)),
+            ("sse2", _sum_if(ok, err * err * err * err)),
+            ("sape2", _sum_if(nonzero, (err / y) * (err / y))),
+            ("sum_y3", _sum_if(ok, y * y * y)),
+            ("sum_y4", _sum_if(ok, y * y * y * y)),
+            ("sum_e2y", _sum_if(ok, err * err * y)),
+            ("sum_e2y2", _sum_if(ok, err * err * y * y)),
         ]
         return [expr.alias(prefix + name) for name, expr in out]
 
@@ -194,6 +220,16 @@ def quality_exprs(spec: QualitySpec, prefix: str = "q__") -> list[Column]:
                 "bin_score_sum",
                 F.array(*[_sum_if(scored & (b == i), score) for i in bins]),
             ),
+            ("logloss_sq", _sum_if(scored, loss * loss)),
+        ]
+    if spec.prediction is not None and score is not None:
+        both = has_pred & score.isNotNull()
+        by_threshold = score >= F.lit(float(spec.threshold))
+        # a prediction that is neither null nor comparable with ``positive`` (say "abc"
+        # against 1) leaves pred_pos null: such a row counts in n_both, never in disagree
+        out += [
+            ("disagree", _count_if(both & (pred_pos != by_threshold))),
+            ("n_both", _count_if(both)),
         ]
     return [expr.alias(prefix + name) for name, expr in out]
 
@@ -274,7 +310,10 @@ def quality_from_row(
     """Final metrics from one aggregated row (a dict or a pyspark Row).
 
     Binary: accuracy, precision, recall, f1, tp, fp, tn, fn, roc_auc, log_loss, ece,
-    positive_rate (share of positive labels), predicted_positive_rate, n, unlabelled.
+    positive_rate (share of positive labels), predicted_positive_rate, n, unlabelled and
+    prediction_threshold_disagreement (disagree / n_both: the share of rows, labelled
+    or not, whose prediction column differs from ``score >= threshold``; NaN without
+    both columns, without such rows, or for a row aggregated before that state existed).
     Regression: mse, rmse, mae, mape (over y != 0), r2, n, unlabelled.
     Undefined values are NaN; this never raises on empty or one-class data.
     """
@@ -317,7 +356,12 @@ def quality_from_row(
         "predicted_positive_rate": _div(tp + fp, n),
         "n": n,
         "unlabelled": unlabelled,
+        "prediction_threshold_disagreement": nan,
     }
+    if r.get(prefix + "n_both") is not None and r.get(prefix + "disagree") is not None:
+        out["prediction_threshold_disagreement"] = _div(
+            _num(r, prefix + "disagree"), _num(r, prefix + "n_both")
+        )
     if spec.score is not None:
         pos = _arr(r, prefix + "bin_pos", spec.score_bins)
         neg = _arr(r, prefix + "bin_neg", spec.score_bins)
@@ -328,15 +372,26 @@ def quality_from_row(
     return out
 
 
+def _is_optional(key: str) -> bool:
+    """Whether a (prefixed) state name is one of ``OPTIONAL_STATES``."""
+    return any(key.endswith(name) for name in OPTIONAL_STATES)
+
+
 def merge_states(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """Merge two aggregated quality rows (same spec and prefix): every state adds.
 
-    Numbers add, arrays add element-wise, None stands for an empty state. Keys present
-    in only one row are kept as they are.
+    Numbers add, arrays add element-wise, None stands for an empty state. An empty
+    mapping is the neutral element. Keys present in only one row are kept as they are,
+    except the optional states (``OPTIONAL_STATES``: the sums behind standard errors,
+    disagreement and the estimate's ``bin_n``): when only one of two non-empty rows has
+    one, it was aggregated before that state existed, a sum over part of the rows would
+    be wrong, so the key is dropped and whatever needs it becomes NaN.
     """
     a, b = _as_dict(a), _as_dict(b)
     out: dict[str, Any] = {}
     for key in list(a) + [k for k in b if k not in a]:
+        if a and b and (key not in a or key not in b) and _is_optional(key):
+            continue
         x, y = a.get(key), b.get(key)
         if x is None or y is None:
             out[key] = y if x is None else x
