@@ -244,6 +244,60 @@ def test_missing_column_and_type_change_are_violations(people):
     assert worst_severity(results.values()) == "error"
 
 
+def test_unexpected_columns_are_info_unless_the_contract_says_otherwise(people):
+    """Columns the contract does not list (timestamps, ids, labels...) are recorded, not alarming."""
+    doc = contract(prop("id"), prop("age", "number"))
+    results = compile_contract(parse_contract(doc), people.schema).schema_results()
+    assert {r.column: r.severity for r in results} == {c: "info" for c in ("plan", "country", "amount", "ts", ODD)}
+    assert all(r.rule == "unexpectedColumn" and r.passed is False for r in results)  # recorded, once each
+    for value in ("warning", "error"):
+        doc["schema"][0]["customProperties"] = [{"property": "unexpectedColumns", "value": value}]
+        results = compile_contract(parse_contract(doc), people.schema).schema_results()
+        assert {r.severity for r in results} == {value} and len(results) == 5
+    doc["schema"][0]["customProperties"] = [{"property": "unexpectedColumns", "value": "ignore"},
+                                            {"property": "owner", "value": "ml-platform"}]  # others: ignored
+    assert compile_contract(parse_contract(doc), people.schema).schema_results() == []
+    doc["schema"][0]["customProperties"] = [{"property": "unexpectedColumns", "value": "loud"}]
+    with pytest.raises(SpecError) as info:
+        parse_contract(doc, file="people.yaml")
+    assert info.value.key == "schema[0].customProperties[0].value" and "ignore" in str(info.value)
+
+
+def test_type_change_is_one_finding_not_one_per_rule_and_window(people):
+    """Rules that cannot run because their column changed type (or is missing) are recorded as not
+    evaluated (passed None); the schema result is the one failing result. Other rules that cannot
+    run still fail."""
+    doc = contract(
+        prop("plan", "number", required=True, logicalTypeOptions={"minimum": 0},  # the table's is string
+             customProperties=custom(maxNanPercent=0, allowedValues=[1, 2]),
+             quality=[{"metric": "invalidValues", "arguments": {"minimum": 0, "maximum": 9},
+                       "mustBeLessOrEqualTo": 1, "unit": "percent"}]),
+        prop("tenure", "number", required=True, logicalTypeOptions={"minimum": 0}),  # missing
+        prop("age", "number", logicalTypeOptions={"minimum": 0, "maximum": 200}, customProperties=custom(
+            maxInfPercent=10, specialValues=[{"value": -1, "maxPercent": 10}])),
+        quality=[{"id": "gone", "type": "sql", "query": "no_such_col > 0"},
+                 {"id": "plan_tenure_unique", "metric": "duplicateValues",
+                  "arguments": {"properties": ["plan", "tenure"]}}])
+    plan = compile_contract(parse_contract(doc), people.schema)
+    schema = plan.schema_results(people.schema, ignore=people.columns)
+    assert {(r.rule_id, r.severity) for r in schema} == {("plan.typeChange", "error"),
+                                                        ("tenure.missingColumn", "error")}
+    rows = people.groupBy("country").agg(F.count(F.lit(1)).alias("n"), *plan.exprs).collect()
+    for row in rows:  # every window/slice group
+        res = {r.rule_id: r for r in plan.evaluate(row, total_rows=row["n"])}
+        skipped = {rid for rid, r in res.items() if r.passed is None}
+        assert skipped == {"plan.range", "plan.nanValues", "plan.allowedValues", "plan.invalidValues",
+                           "tenure.required", "tenure.range"}
+        for rid in skipped:
+            assert res[rid].message.startswith("not evaluated") and res[rid].failing_count == 0
+        assert res["gone"].passed is False  # not explained by a schema result: still a failure
+        assert res["plan.required"].passed  # a rule the new type does not stop still runs
+        assert res["age.range"].passed
+        assert worst_severity(res[rid] for rid in skipped) is None
+    [dup] = [g.result for g in uniqueness_results(people, plan)]
+    assert dup.rule_id == "plan_tenure_unique" and dup.passed is None
+
+
 def test_all_null_column_and_odd_name(people):
     res = run(people, contract(prop(
         ODD, required=True, logicalTypeOptions={"pattern": "^a", "maxLength": 3},
@@ -337,7 +391,8 @@ def test_results_fit_the_violations_table(spark, people, tmp_path):
     df = spark.createDataFrame([r.as_dict() for r in results], CONTRACT_VIOLATIONS_FIELDS)
     df.write.format("delta").save(str(tmp_path / "violations"))
     back = spark.read.format("delta").load(str(tmp_path / "violations"))
-    assert back.filter(~F.col("passed")).count() == 2  # nope.missingColumn, nope.required
+    assert back.filter(~F.col("passed")).count() == 1  # nope.missingColumn
+    assert back.filter(F.col("passed").isNull()).count() == 1  # nope.required: not evaluated
 
 
 def test_example_contract_on_churn_table(spark, tmp_path):

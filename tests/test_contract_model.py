@@ -151,6 +151,16 @@ def test_odcs_descriptive_keys_are_accepted():
      "schema[0].quality[1].id", "duplicate rule id"),
     (lambda d: d["schema"][0].update(quality=[{"metric": "rowCount", "mustBeBetween": [5, 1]}]),
      "schema[0].quality[0].mustBeBetween", "above"),
+    (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(
+        metric="invalidValues", arguments={"minimum": 0}),
+     "schema[0].properties[2].quality[0].arguments.minimum", "logicalType"),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[{
+        "metric": "invalidValues", "arguments": {"minimum": 5, "maximum": 1}}]),
+     "schema[0].properties[1].quality[0].arguments.maximum", "below"),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[{"metric": "invalidValues", "arguments": {}}]),
+     "schema[0].properties[1].quality[0].arguments", "minimum or maximum"),
+    (lambda d: d["schema"][0].update(customProperties=[{"property": "unexpectedColumns", "value": "warn"}]),
+     "schema[0].customProperties[0].value", "ignore"),
 ])
 def test_validation_errors_name_the_key(mutate, key, words):
     doc = base()
@@ -203,6 +213,19 @@ def test_quality_rules_and_defaults():
     assert rules[1].threshold == Threshold("mustBe", 0, "rows")  # no operator: mustBe 0
     assert rules[1].arguments["missingValues"] == ("", "n/a")
     assert rules[2].type == "sql" and rules[2].severity == "info"
+
+
+def test_invalid_values_by_range_and_unexpected_columns_setting():
+    doc = base()
+    doc["schema"][0]["properties"][1]["quality"] = [
+        {"metric": "invalidValues", "arguments": {"minimum": 0, "maximum": 120.5},
+         "mustBeLessOrEqualTo": 0.1, "unit": "percent", "severity": "warning"}]
+    obj = parse_contract(doc).schema[0]
+    [rule] = obj.property("age").quality
+    assert dict(rule.arguments) == {"minimum": 0, "maximum": 120.5} and rule.severity == "warning"
+    assert obj.unexpected_columns == "info"  # the default
+    doc["schema"][0]["customProperties"] = [{"property": "unexpectedColumns", "value": "critical"}]
+    assert parse_contract(doc).schema[0].unexpected_columns == "critical"
 
 
 def test_dates_and_timestamps_normalised():

@@ -18,10 +18,16 @@ Rule kinds (the ``rule`` column): ``required, nullValues, missingValues,
 invalidValues, allowedValues, pattern, length, range, specialValue, nanValues,
 infValues, sql, rowCount, freshness, duplicateValues``, and from
 :meth:`ContractPlan.schema_results` ``missingColumn`` (error), ``typeChange`` (error)
-and ``unexpectedColumn`` (warning). A rule whose column is missing or has an
-unsuitable type is left out of ``exprs`` and comes back from ``evaluate`` failed,
-with the reason in ``message``. For ``rowCount`` and ``freshness``
-``failing_count`` is 1 when the table fails and 0 when it passes.
+and ``unexpectedColumn`` (info, or the schema object's ``unexpectedColumns``).
+For ``rowCount`` and ``freshness`` ``failing_count`` is 1 when the table fails and
+0 when it passes.
+
+A rule that cannot run on this table is left out of ``exprs``, with the reason in
+``message``. When its column is missing or no longer has the contract's type, the
+schema result (once per audit) is the finding: the rule comes back *not evaluated*,
+``passed`` None, in every group, and callers raise no finding for it. Any other rule
+that cannot run (a ``sql`` query the table cannot answer, a freshness column that is
+not a timestamp) comes back failed: nothing else reports it.
 
 Rule ids are the ``id`` given in the contract, else generated as
 ``<column>.<kind>`` (``age.range``, ``plan.allowedValues``, ``age.specialValue[-1]``,
@@ -36,7 +42,7 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import reduce
 from typing import Any, NamedTuple
 
@@ -76,6 +82,7 @@ from spark_audit.contract.model import (
     parse_iso_datetime,
 )
 from spark_audit.errors import SpecError
+from spark_audit.findings import worst
 from spark_audit.names import col as _col
 from spark_audit.names import quote_name
 
@@ -94,7 +101,6 @@ __all__ = [
     "worst_severity",
 ]
 
-SEVERITY_ORDER = ("info", "warning", "error", "critical")
 
 
 # --------------------------------------------------------------------------- results
@@ -112,7 +118,7 @@ class RuleResult:
     total_count: int
     fraction: float
     threshold: str
-    passed: bool
+    passed: bool | None  # None: not evaluated, the column's schema result (missing, type change) says why
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,7 +134,7 @@ CONTRACT_VIOLATIONS_FIELDS = StructType([
     StructField("total_count", LongType(), False),
     StructField("fraction", DoubleType(), False),
     StructField("threshold", StringType(), False),
-    StructField("passed", BooleanType(), False),
+    StructField("passed", BooleanType(), True),
     StructField("message", StringType(), False),
 ])
 
@@ -147,15 +153,8 @@ class GroupedRuleResult(NamedTuple):
 
 
 def worst_severity(results: Iterable[RuleResult]) -> str | None:
-    """The most severe severity among failing results; None when all pass."""
-    worst = None
-    for r in results:
-        if r.passed:
-            continue
-        rank = SEVERITY_ORDER.index(r.severity) if r.severity in SEVERITY_ORDER else 0
-        if worst is None or rank > worst:
-            worst = rank
-    return None if worst is None else SEVERITY_ORDER[worst]
+    """The most severe severity among failing results; None when all pass (or were not evaluated)."""
+    return worst(r.severity for r in results if r.passed is False)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -275,6 +274,15 @@ class ContractPlan:
         self.rules: tuple[PlanRule, ...] = tuple(rules)
         self.now = now
         self._by_id = {r.rule_id: r for r in self.rules}
+        lookup = _FieldLookup(schema)
+        # columns with a missingColumn or typeChange result: their rules that cannot run are not evaluated
+        self.broken_columns = frozenset(p.name.lower() for p in obj.properties
+                                        if _schema_problem(p, lookup.get(p.name)) is not None)
+
+    def not_evaluated(self, r: PlanRule) -> bool:
+        """Whether ``r`` cannot run because of a column the schema results already report."""
+        cols = r.key_columns or ((r.column,) if r.column else ())
+        return r.skip_reason is not None and any(c.lower() in self.broken_columns for c in cols)
 
     @property
     def exprs(self) -> list[Column]:
@@ -311,26 +319,16 @@ class ContractPlan:
         known: set[str] = set()
         for prop in self.object.properties:
             f = lookup.get(prop.name)
-            if f is None:
-                out.append(_structural(f"{prop.name}.missingColumn", "missingColumn", prop.name, "error",
-                                       "column present", f"column {prop.name!r} is missing from the table"))
-                continue
-            known.add(f.name)
-            actual = f.dataType.simpleString()
-            problems = []
-            if not logical_types_compatible(prop.logical_type, actual):
-                problems.append(f"logicalType {prop.logical_type} expected, the column is {actual} "
-                                f"({logical_type_of(actual)})")
-            if prop.physical_type and normalise_physical_type(prop.physical_type) != normalise_physical_type(actual):
-                problems.append(f"physicalType {prop.physical_type} expected, the column is {actual}")
-            if problems:
-                expected = f"logicalType {prop.logical_type}" + (
-                    f", physicalType {prop.physical_type}" if prop.physical_type else "")
-                out.append(_structural(f"{prop.name}.typeChange", "typeChange", prop.name, "error",
-                                       expected, f"column {prop.name!r}: " + "; ".join(problems)))
+            if f is not None:
+                known.add(f.name)
+            problem = _schema_problem(prop, f)
+            if problem is not None:
+                kind, expected, message = problem
+                out.append(_structural(f"{prop.name}.{kind}", kind, prop.name, "error", expected, message))
+        severity = self.object.unexpected_columns
         for f in schema.fields:
-            if f.name not in known and f.name not in ignored:
-                out.append(_structural(f"{f.name}.unexpectedColumn", "unexpectedColumn", f.name, "warning",
+            if f.name not in known and f.name not in ignored and severity != "ignore":
+                out.append(_structural(f"{f.name}.unexpectedColumn", "unexpectedColumn", f.name, severity,
                                        "no columns beyond the contract",
                                        f"column {f.name!r} ({f.dataType.simpleString()}) is not in the contract"))
         return out
@@ -340,8 +338,9 @@ class ContractPlan:
         """Pass/fail results for every non-uniqueness rule from one aggregated row.
 
         ``row`` is a ``Row`` or mapping holding (at least) the plan's aliases;
-        ``total_rows`` the group's row count. Rules that could not be compiled
-        (missing column, wrong type) come back failed with the reason.
+        ``total_rows`` the group's row count. Rules that could not be compiled come
+        back with the reason: not evaluated (``passed`` None) when their column is
+        missing or changed type (:meth:`schema_results` reports that once), else failed.
         """
         data = row.asDict() if hasattr(row, "asDict") else row
         total = int(total_rows or 0)
@@ -351,7 +350,7 @@ class ContractPlan:
             if r.measure == "duplicates":
                 continue
             if r.skip_reason is not None:
-                out.append(_skipped(r, total))
+                out.append(_skipped(r, total, self.not_evaluated(r)))
                 continue
             if r.alias not in data:
                 raise KeyError(f"the aggregated row has no {r.alias!r}: put plan.exprs into the aggregation")
@@ -436,8 +435,30 @@ def _freshness_result(r: PlanRule, value: Any, total: int, now_s: float) -> Rule
     return _result(r, 0 if passed else 1, total, passed, msg, 0.0 if passed else 1.0)
 
 
-def _skipped(r: PlanRule, total: int) -> RuleResult:
-    return _result(r, 0, total, False, f"not evaluated: {r.skip_reason}", 0.0)
+def _skipped(r: PlanRule, total: int, explained: bool = False) -> RuleResult:
+    """A rule that could not run: not evaluated (None) when a schema result explains it, else failed."""
+    why = f"not evaluated: {r.skip_reason}" + ("; see the column's schema result" if explained else "")
+    return RuleResult(rule_id=r.rule_id, rule=r.kind, column=r.column, severity=r.severity, failing_count=0,
+                      total_count=int(total), fraction=0.0, threshold=r.threshold_text,
+                      passed=None if explained else False, message=why)
+
+
+def _schema_problem(prop: Property, f: StructField | None) -> tuple[str, str, str] | None:
+    """(kind, expected, message) when ``prop``'s column is missing or has another type; else None."""
+    if f is None:
+        return "missingColumn", "column present", f"column {prop.name!r} is missing from the table"
+    actual = f.dataType.simpleString()
+    problems = []
+    if not logical_types_compatible(prop.logical_type, actual):
+        problems.append(f"logicalType {prop.logical_type} expected, the column is {actual} "
+                        f"({logical_type_of(actual)})")
+    if prop.physical_type and normalise_physical_type(prop.physical_type) != normalise_physical_type(actual):
+        problems.append(f"physicalType {prop.physical_type} expected, the column is {actual}")
+    if not problems:
+        return None
+    expected = f"logicalType {prop.logical_type}" + (f", physicalType {prop.physical_type}" if prop.physical_type
+                                                      else "")
+    return "typeChange", expected, f"column {prop.name!r}: " + "; ".join(problems)
 
 
 def _structural(rule_id: str, kind: str, column: str, severity: str, threshold: str, message: str) -> RuleResult:
@@ -633,17 +654,8 @@ class _Builder:
             interval = f"{'(' if prop.exclusive_minimum else '['}{lo}, {hi}{')' if prop.exclusive_maximum else ']'}"
 
             def range_cond() -> Column:
-                col, dt = c(), dtype()
-                if not isinstance(dt, (NumericType, *_TIME_TYPES)):
-                    raise _Skip(f"bounds need a numeric, date or timestamp column, not {dt.simpleString()}")
-                bad = []
-                if prop.minimum is not None:
-                    m = _lit(prop.minimum, dt)
-                    bad.append(col <= m if prop.exclusive_minimum else col < m)
-                if prop.maximum is not None:
-                    m = _lit(prop.maximum, dt)
-                    bad.append(col >= m if prop.exclusive_maximum else col > m)
-                return eligible() & _any(bad)
+                return eligible() & _outside(c(), dtype(), prop.minimum, prop.maximum,
+                                             prop.exclusive_minimum, prop.exclusive_maximum)
 
             self.add(rule_id=self._id(None, f"{name}.range"), kind="range", column=name, severity=sev,
                      threshold=ZERO_ROWS, measure="count", description=f"values outside {interval}",
@@ -710,6 +722,7 @@ class _Builder:
         elif q.metric == "invalidValues":
             valid = q.arguments.get("validValues")
             pattern = q.arguments.get("pattern")
+            lo, hi = q.arguments.get("minimum"), q.arguments.get("maximum")
 
             def invalid() -> Column:
                 bad = []
@@ -717,10 +730,14 @@ class _Builder:
                     bad.append(self._not_in(c(), dtype(), valid, eligible))
                 if pattern is not None:
                     bad.append(eligible() & ~_as_string(c(), dtype()).rlike(pattern))
+                if lo is not None or hi is not None:
+                    bad.append(eligible() & _outside(c(), dtype(), lo, hi))
                 return _any(bad)
 
             parts = ([f"not in {_preview(valid)}"] if valid is not None else []) + (
-                [f"not matching {pattern!r}"] if pattern is not None else [])
+                [f"not matching {pattern!r}"] if pattern is not None else []) + (
+                [f"outside [{'-inf' if lo is None else _fmt(lo)}, {'inf' if hi is None else _fmt(hi)}]"]
+                if lo is not None or hi is not None else [])
             self.add(**common, measure="count", description=f"invalid values ({' or '.join(parts)})",
                      build=invalid)
         elif q.metric == "duplicateValues":
@@ -787,6 +804,21 @@ class _Builder:
         return ~F.coalesce(e, F.lit(False))
 
 
+def _outside(col: Column, dt: DataType, minimum: Any, maximum: Any,
+             exclusive_minimum: bool = False, exclusive_maximum: bool = False) -> Column:
+    """True for a value below ``minimum`` or above ``maximum`` (None: unbounded)."""
+    if not isinstance(dt, (NumericType, *_TIME_TYPES)):
+        raise _Skip(f"bounds need a numeric, date or timestamp column, not {dt.simpleString()}")
+    bad = []
+    if minimum is not None:
+        m = _lit(minimum, dt)
+        bad.append(col <= m if exclusive_minimum else col < m)
+    if maximum is not None:
+        m = _lit(maximum, dt)
+        bad.append(col >= m if exclusive_maximum else col > m)
+    return _any(bad)
+
+
 def _is_inf(col: Column) -> Column:
     return (col == F.lit(math.inf)) | (col == F.lit(-math.inf))
 
@@ -827,8 +859,9 @@ def uniqueness_results(
     non-null keys minus distinct non-null keys. Does nothing (no Spark job) when
     there is no uniqueness rule.
     """
-    if isinstance(columns, ContractPlan):
-        rules = list(columns.uniqueness_rules)
+    plan = columns if isinstance(columns, ContractPlan) else None
+    if plan is not None:
+        rules = list(plan.uniqueness_rules)
     else:
         builder = _Builder(DataContract("v3.1.0", "adhoc", "0", "adhoc", ()), df.schema, "u__", None)
         for item in columns:
@@ -856,8 +889,9 @@ def uniqueness_results(
             if r in live:
                 out.append(GroupedRuleResult(group, _count_result(r, row[r.alias], total)))
             else:
-                reason = r.skip_reason or "key column missing from the table"
-                out.append(GroupedRuleResult(group, _result(r, 0, total, False, f"not evaluated: {reason}", 0.0)))
+                skipped = r if r.skip_reason else replace(r, skip_reason="key column missing from the table")
+                out.append(GroupedRuleResult(group, _skipped(skipped, total,
+                                                             plan is not None and plan.not_evaluated(skipped))))
     return out
 
 
@@ -884,7 +918,7 @@ def sample_bad_rows(
         targets = []
         for item in rules:
             if isinstance(item, RuleResult):
-                if item.passed or item.rule_id not in plan._by_id:
+                if item.passed is not False or item.rule_id not in plan._by_id:
                     continue
                 targets.append(item.rule_id)
             else:

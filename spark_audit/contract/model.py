@@ -20,8 +20,10 @@ Top level
 Schema object (``schema[i]``: one table)
     ``name`` and ``properties`` required; ``physicalName``, ``description``,
     ``quality`` (table-level rules). ``id, businessName, logicalType, physicalType,
-    dataGranularityDescription, authoritativeDefinitions, tags, customProperties``
-    are accepted and ignored.
+    dataGranularityDescription, authoritativeDefinitions, tags`` are accepted and
+    ignored; so are ``customProperties`` but ``unexpectedColumns``: the severity of a
+    table column the contract does not list (``info``, the default, ``warning``,
+    ``error``, ``critical``, or ``ignore`` to not report them).
 
 Property (``schema[i].properties[j]``: one top-level column; nested properties are
 not supported)
@@ -61,7 +63,8 @@ not supported)
     nulls, NaN, the column's declared special values and, when ``maxInfPercent`` is
     set, +/-inf: those are governed by their own rules. Without ``maxInfPercent`` an
     infinity counts as out of range. Value checks are zero tolerance (any bad row
-    fails); use a ``quality`` rule with ``unit: percent`` for a tolerance.
+    fails); use a ``quality`` rule with ``unit: percent`` for a tolerance (for bounds,
+    ``invalidValues`` with ``arguments.minimum/maximum``).
 
 Quality rules (``quality[k]``, ODCS ``type: library`` or ``sql``)
     ``id``, ``name``, ``description``, ``type`` (``library`` is the default, ``sql``
@@ -80,8 +83,9 @@ Quality rules (``quality[k]``, ODCS ``type: library`` or ``sql``)
     ====================  ==========  ==============================================
     ``nullValues``        property    null rows (rows|percent)
     ``missingValues``     property    null rows plus ``arguments.missingValues``
-    ``invalidValues``     property    values outside ``arguments.validValues`` or not
-                                      matching ``arguments.pattern``
+    ``invalidValues``     property    values outside ``arguments.validValues``, not
+                                      matching ``arguments.pattern`` or outside
+                                      [``arguments.minimum``, ``maximum``] (inclusive)
     ``duplicateValues``   both        non-null rows minus distinct values; at table
                                       level over ``arguments.properties``
     ``rowCount``          table       rows (unit rows)
@@ -111,9 +115,9 @@ from typing import Any
 import yaml
 
 from spark_audit.errors import SpecError
+from spark_audit.findings import SEVERITIES
 
 LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp", "array", "object")
-SEVERITIES = ("info", "warning", "error", "critical")
 OPERATORS: dict[str, str] = {
     "mustBe": "==",
     "mustNotBe": "!=",
@@ -132,7 +136,7 @@ TABLE_METRICS = ("rowCount", "duplicateValues", "freshness")
 METRIC_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "nullValues": (),
     "missingValues": ("missingValues",),
-    "invalidValues": ("validValues", "pattern"),
+    "invalidValues": ("validValues", "pattern", "minimum", "maximum"),
     "duplicateValues": ("properties",),
     "rowCount": (),
     "freshness": ("property",),
@@ -300,6 +304,7 @@ class SchemaObject:
     quality: tuple[QualityRule, ...] = ()
     physical_name: str | None = None
     description: str | None = None
+    unexpected_columns: str = "info"  # a severity, or "ignore"
 
     def property(self, name: str) -> Property | None:
         for p in self.properties:
@@ -643,10 +648,16 @@ class _Reader:
             if col is not None and col not in seen:
                 raise self.fail(_join(_join(rule.path, "arguments"), "property"),
                                 f"{col!r} is not a property of schema object {name!r}")
+        unexpected = "info"  # the one schema-level customProperty read; others stay ignored
+        for i, item in enumerate(m["customProperties"] if isinstance(m.get("customProperties"), list) else []):
+            if isinstance(item, Mapping) and item.get("property") == "unexpectedColumns":
+                unexpected = self.string(item, "value", f"{path}.customProperties[{i}]", required=True,
+                                         choices=(*SEVERITIES, "ignore")) or unexpected
         return SchemaObject(
             name=name, path=path, properties=props, quality=quality,
             physical_name=self.string(m, "physicalName", path),
             description=self.description(m.get("description"), _join(path, "description")),
+            unexpected_columns=unexpected,
         )
 
     def property(self, value: Any, path: str) -> Property:
@@ -917,8 +928,15 @@ class _Reader:
                 for i, v in enumerate(vals) if v is not None
             )
         elif metric == "invalidValues":
-            if "validValues" not in m and "pattern" not in m:
-                raise self.fail(path, "invalidValues needs arguments.validValues or arguments.pattern")
+            if not m:
+                raise self.fail(path, "invalidValues needs arguments.validValues, pattern, minimum or maximum")
+            for side in ("minimum", "maximum"):
+                if side in m and ltype not in _ORDERED_TYPES:
+                    raise self.fail(_join(path, side), f"{side} needs logicalType {' or '.join(_ORDERED_TYPES)}")
+                if side in m:
+                    out[side] = self.ordered_value(m[side], _join(path, side), ltype)
+            if len(out) == 2 and _order_key(out["minimum"], ltype) > _order_key(out["maximum"], ltype):
+                raise self.fail(_join(path, "maximum"), f"maximum {out['maximum']!r} is below {out['minimum']!r}")
             if "validValues" in m:
                 vp = _join(path, "validValues")
                 vals = self.seq(m["validValues"], vp)
