@@ -11,17 +11,20 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from scipy.stats import norm
 
 from spark_audit import quality, store
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
-from spark_audit.drift.compare import DriftResult, compare_profiles, dataset_verdict, reference_bins
+from spark_audit.drift import noise
+from spark_audit.drift.compare import DRIFT_KINDS, DriftResult, compare_profiles, compute, dataset_verdict, reference_bins
+from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import DataError, EmptyWindowError
-from spark_audit.findings import SEVERITIES, Finding
+from spark_audit.findings import Candidate, Finding, decide, exit_code, worst
 from spark_audit.names import col as _c
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import ColumnSpec
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, with_group_columns
-from spark_audit.profile.state import Bins, GroupKey
+from spark_audit.profile.state import Bins, GroupKey, merge_all
 from spark_audit.progress import QUIET, Progress
 from spark_audit.reference import (
     TAG_REF_RUN,
@@ -37,7 +40,6 @@ from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import iso_utc, parse_iso
 
-EXIT_OK, EXIT_CRITICAL = 0, 1
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
 
@@ -60,12 +62,11 @@ class AuditResult:
 
     @property
     def worst_severity(self) -> str | None:
-        found = [f.severity for f in self.findings]
-        return max(found, key=SEVERITIES.index) if found else None
+        return worst(f.severity for f in self.findings)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CRITICAL if self.worst_severity in ("error", "critical") else EXIT_OK
+        return exit_code(self.worst_severity)
 
 
 def _features(spec: AuditSpec) -> list[tuple[str, str | None]]:
@@ -113,7 +114,12 @@ def _model_version_label(spec: AuditSpec, client=None) -> str | None:
 def profile_reference(
     spark: SparkSession, spec: AuditSpec, *, progress: Progress = QUIET, model_version: str | None = None
 ) -> tuple[TableProfile, int]:
-    """Profile the reference rows: one pass for the states, one for exact bin counts."""
+    """Profile the reference rows: one pass for the states and the bins, one for exact bin counts.
+
+    The second pass groups by the audit's windows too (when the spec has them), so the
+    reference's own window-to-window noise (``spark_audit.drift.noise``) comes from the
+    same aggregation whose windows merge into the whole reference.
+    """
     with progress.phase(f"reading reference rows of {spec.source.display}"):
         df, version = read_source(
             spark, spec.source, start=spec.reference.start, end=spec.reference.end, where=spec.reference.where
@@ -121,32 +127,59 @@ def profile_reference(
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
         df = quality.with_labels(spark, df, spec)
     grouping = Grouping(slices=spec.slices, model_version=model_version)
+    windowed = bool(spec.window.size and spec.source.timestamp_column)
+    by_window = Grouping(timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,
+                         model_version=model_version) if windowed else grouping
     q_exprs = quality.exprs(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
-                                              kll_k=spec.profile.kll_k, extra_exprs=q_exprs))
+                                              kll_k=spec.profile.kll_k))
         if not first or first[0].profile.row_count == 0:
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows")
         base = first[0]
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
         centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
-        exact = overall_groups(profile_groups(df, columns, grouping, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                              centers=centers))
+        finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
+                                centers=centers, extra_exprs=q_exprs)
     key = GroupKey(
         window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
-
-    def with_top(p: TableProfile, top_from: TableProfile) -> TableProfile:
-        cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
-                for n, c in p.columns.items()}
-        return replace(p, columns=cols)
-
+    # per slice label (None = all rows): the reference's windows, oldest first
+    windows: dict[str | None, list[GroupResult]] = {None: overall_groups(finest)}
+    for g in finest:
+        if g.key.slice is not None:
+            windows.setdefault(g.key.slice, []).append(g)
     top_by_slice = {c.key.slice: c.profile for c in base.children}
-    slices = {c.key.slice: with_top(c.profile, top_by_slice[c.key.slice]) for c in exact[0].children
-              if c.key.slice is not None}
-    extras = quality.reference_extras(spec.quality, quality.state(base)) if spec.quality else {}
-    profile = replace(with_top(exact[0].profile, base.profile), key=key, slices=slices, extras=extras)
+
+    def whole(label: str | None) -> TableProfile:
+        profiles = [g.profile for g in windows[label]]
+        merged = merge_all(profiles, key=replace(key, slice=label))
+        top_from = base.profile if label is None else top_by_slice[label]
+        cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
+                for n, c in merged.columns.items()}
+        extras = noise.noise_extras(_noise(profiles, spec), len(profiles), spec.window.size if windowed else None)
+        if spec.quality:
+            states = [quality.state(g) for g in windows[label]]
+            total = quality.state(GroupResult(key, merged, children=list(windows[label])))
+            extras.update(quality.reference_extras(spec.quality, total, states))
+        return replace(merged, columns=cols, extras=extras)
+
+    slices = {label: whole(label) for label in windows if label is not None}
+    profile = replace(whole(None), key=key, slices=slices)
     return profile, version
+
+
+def _noise(windows: list[TableProfile], spec: AuditSpec) -> dict[str, noise.ColumnNoise]:
+    """Each feature's window-to-window noise in these reference windows."""
+    out = {}
+    for f in spec.features:
+        cols = [w.columns[f.name] for w in windows if f.name in w.columns]
+        if not cols or cols[0].kind not in DRIFT_KINDS:
+            continue
+        kind = "categorical" if cols[0].kind == "boolean" else cols[0].kind
+        wanted = sorted({s for s, info in STATISTICS.items() if kind in info.kinds and info.null_scale})
+        out[f.name] = noise.column_noise(cols, wanted, compute)
+    return out
 
 
 def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress = QUIET) -> tuple[str, TableProfile]:
@@ -193,28 +226,56 @@ def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-def reference_checks(ref: TableProfile, cur: GroupResult, columns: list[ColumnSpec]) -> list[Finding]:
-    """Pipeline-bug checks against the reference: missing share jumps, schema changes."""
-    out: list[Finding] = []
-    k = cur.key
+def schema_changes(ref: TableProfile, groups: list[GroupResult], columns: list[ColumnSpec]) -> list[Finding]:
+    """One finding per column whose type differs from the reference's, at the first window it shows."""
     ref_types = dict(ref.schema)
-    cur_types = dict(cur.profile.schema)
+    out: list[Finding] = []
     for c in columns:
-        if c.name in ref_types and ref_types[c.name] != cur_types.get(c.name):
-            out.append(Finding("critical", "schema", f"type changed from {ref_types[c.name]} to "
-                               f"{cur_types.get(c.name)}", c.name, k.window_start, k.slice, k.model_version))
-        rc, cc = ref.columns.get(c.name), cur.profile.columns[c.name]
-        if rc is None or cc.count == 0:
-            continue
-        missing_ref = (rc.nulls + rc.nan + rc.pos_inf + rc.neg_inf) / rc.count if rc.count else 0.0
-        missing_cur = (cc.nulls + cc.nan + cc.pos_inf + cc.neg_inf) / cc.count
-        delta = missing_cur - missing_ref
-        if delta >= MISSING_WARN:
-            sev = "critical" if delta >= MISSING_CRITICAL else "warning"
-            detail = f"nulls {cc.nulls}, NaN {cc.nan}, inf {cc.pos_inf + cc.neg_inf} of {cc.count} rows"
-            out.append(Finding(sev, "missing", f"missing share {missing_cur:.1%} vs {missing_ref:.1%} in the "
-                               f"reference ({detail})", c.name, k.window_start, k.slice, k.model_version))
+        for g in groups:
+            now = dict(g.profile.schema).get(c.name)
+            if c.name in ref_types and now is not None and ref_types[c.name] != now:
+                k = g.key
+                out.append(Finding("critical", "schema", f"type changed from {ref_types[c.name]} to {now}", c.name,
+                                   k.window_start, None, k.model_version))
+                break
     return out
+
+
+def missing_candidates(
+    ref: TableProfile, cur: GroupResult, columns: list[ColumnSpec], ref_noise: dict | None, *, judged: bool = True,
+) -> list[Candidate]:
+    """A jump in a column's missing share (null + NaN + inf) over the reference's: material when it is at
+    least MISSING_WARN (MISSING_CRITICAL: critical), with a two-proportion test as the evidence (its z
+    divided by the reference's own window-to-window overdispersion of the share)."""
+    out: list[Candidate] = []
+    k = cur.key
+    for c in columns:
+        rc, cc = ref.columns.get(c.name), cur.profile.columns[c.name]
+        if rc is None or cc.count == 0 or rc.count == 0:
+            continue
+        m_ref, m_cur = noise.missing_count(rc), noise.missing_count(cc)
+        share_ref, share_cur = m_ref / rc.count, m_cur / cc.count
+        delta = share_cur - share_ref
+        z = noise.two_proportion_z(m_ref, rc.count, m_cur, cc.count)
+        phi = ref_noise[c.name].missing_phi if ref_noise and c.name in ref_noise else 1.0
+        p = float(norm.sf(z / math.sqrt(phi))) if math.isfinite(z) else (0.0 if z > 0 else 1.0)
+        sev = "critical" if delta >= MISSING_CRITICAL else "warning"
+        detail = f"nulls {cc.nulls}, NaN {cc.nan}, inf {cc.pos_inf + cc.neg_inf} of {cc.count} rows"
+        f = Finding(sev, "missing", f"missing share {share_cur:.1%} vs {share_ref:.1%} in the reference ({detail})",
+                    c.name, k.window_start, k.slice, k.model_version, "missing_share", share_cur,
+                    share_ref + MISSING_WARN)
+        out.append(Candidate(f, p, delta >= MISSING_WARN, judged))
+    return out
+
+
+def _drift_finding(r: DriftResult, k: GroupKey) -> Finding:
+    sev = "critical" if r.critical else "warning"
+    shown = f"p={r.p_value:.3g}" if r.p_value is not None and not STATISTICS[r.statistic].higher_is_drift \
+        else f"{r.value:.3f}"
+    noise_note = f", noise at this size ~{r.noise:.3f}" if r.noise is not None else ""
+    return Finding(sev, "drift", f"{r.statistic} {shown} (material at {r.threshold:g}{noise_note}; "
+                   f"n={r.n_current} vs {r.n_reference})", r.column, k.window_start, k.slice, k.model_version,
+                   r.statistic, finite(r.value), r.threshold)
 
 
 def _drift_rows(
@@ -226,7 +287,8 @@ def _drift_rows(
             common, **group_fields(k), drift_type=drift_type, baseline=baseline, column=r.column,
             kind=r.kind, statistic=r.statistic, value=finite(r.value), p_value=finite(r.p_value),
             threshold=r.threshold, drifted=r.drifted, critical=r.critical, is_default=r.is_default,
-            n_reference=r.n_reference, n_current=r.n_current,
+            n_reference=r.n_reference, n_current=r.n_current, material=r.material, q_value=None,
+            noise=finite(r.noise),
         )
         for r in results
     ]
@@ -307,48 +369,67 @@ def run_audit(
     result = AuditResult(key, run_id, version, groups, model_version=model_version)
     common = dict(audit_key=key, audit_run_id=run_id, audit_name=spec.name, source=spec.source.display,
                   source_version=version)
+    judged = {id(g): g.profile.row_count >= spec.findings.min_rows for g in groups}
+    candidates: list[Candidate] = []
+    per_group: list[tuple[GroupResult, tuple, list[dict[str, Any]]]] = []
     with progress.phase(f"comparing {len(groups)} group(s)"):
+        if noise.noise_from_extras(ref.profile.extras) is None:
+            result.findings.append(Finding("info", "reference", f"the reference {ref.uri} keeps no window-to-window "
+                                           "noise (built without windows, or by an older spark-audit): drift "
+                                           "evidence assumes independent rows; rebuild it to calibrate"))
+        result.findings += schema_changes(ref.profile, groups, columns)
         previous: dict[tuple, GroupResult] = {}
         for g in groups:
             k = g.key
             # a slice compares with the same slice of the reference, without the slicing columns themselves
             baseline = ref.profile.slices.get(k.slice, ref.profile) if k.slice else ref.profile
+            base_noise = noise.noise_from_extras(baseline.extras)
             features = tuple(f for f in spec.features if not (k.slice and f.name in spec.slices))
-            result.findings += reference_checks(baseline, g, columns)
-            drift = compare_profiles(baseline, g.profile, features, spec.drift)
-            result.drift += _drift_rows(drift, g, "reference", ref.uri, common)
-            n, nd, share, drifted = dataset_verdict(drift, features, spec.drift.share_threshold)
-            result.dataset.append(dict(
-                common, **group_fields(k), drift_type="reference", baseline=ref.uri, columns=n,
-                drifted_columns=nd, drift_share=share, share_threshold=spec.drift.share_threshold, drifted=drifted,
-            ))
-            for r in drift:
-                if r.is_default and r.drifted:
-                    sev = "critical" if r.critical else "warning"
-                    shown = f"p={r.p_value:.3g}" if r.p_value is not None and r.statistic in ("ks", "chi2") \
-                        else f"{r.value:.3f}"
-                    result.findings.append(Finding(sev, "drift", f"{r.statistic} {shown} (threshold "
-                                                   f"{r.threshold:g})", r.column, k.window_start, k.slice,
-                                                   k.model_version))
-            if drifted:
-                result.findings.append(Finding("critical", "dataset_drift", f"{nd} of {n} features drifted "
-                                               f"(share {share:.2f} >= {spec.drift.share_threshold:g})", None,
-                                               k.window_start, k.slice, k.model_version))
+            candidates += missing_candidates(baseline, g, columns, base_noise, judged=judged[id(g)])
+            drift = compare_profiles(baseline, g.profile, features, spec.drift, base_noise)
+            rows = _drift_rows(drift, g, "reference", ref.uri, common)
+            result.drift += rows
+            per_group.append((g, features, [row for r, row in zip(drift, rows, strict=True) if r.is_default]))
+            for r, row in zip(drift, rows, strict=True):
+                if r.is_default:
+                    candidates.append(Candidate(_drift_finding(r, k), r.p_value if r.p_value is not None
+                                                else math.nan, r.material, judged[id(g)], [row]))
             series = (k.slice, k.model_version)
             prev = previous.get(series)
             if spec.drift.consecutive and prev is not None:
-                cons = compare_profiles(prev.profile, g.profile, features, spec.drift)
+                cons = compare_profiles(prev.profile, g.profile, features, spec.drift, base_noise)
                 result.drift += _drift_rows(cons, g, "consecutive", str(prev.key.window_start), common)
             previous[series] = g
     if spec.quality is not None:
         with progress.phase("measuring model quality"):
             history = quality.history_from_table(spark, spec, key)
-            result.performance, found = quality.evaluate(spec, groups, ref.profile.extras, history, common)
-            result.findings += found
+            result.performance, found = quality.evaluate(spec, groups, ref.profile, history, common, judged)
+            candidates += found
+            result.findings += quality.disagreement(spec, groups)
             if spec.quality.fairness is not None:
-                rows, found = quality.fairness(spec, groups, common)
+                rows, fair = quality.fairness(spec, groups, common)
                 result.performance += rows
-                result.findings += found
+                result.findings += fair
+    result.findings += decide(candidates, spec.findings.fdr)
+    for g, features, rows in per_group:
+        k = g.key
+        decided = {row["column"]: bool(row["drifted"]) for row in rows}
+        n, nd, share, drifted = dataset_verdict(decided, features, spec.drift.share_threshold)
+        result.dataset.append(dict(
+            common, **group_fields(k), drift_type="reference", baseline=ref.uri, columns=n,
+            drifted_columns=nd, drift_share=float(share), share_threshold=spec.drift.share_threshold,
+            drifted=bool(drifted and judged[id(g)]),
+        ))
+        if drifted and judged[id(g)]:
+            result.findings.append(Finding("critical", "dataset_drift", f"{nd} of {n} features drifted "
+                                           f"(share {share:.2f} >= {spec.drift.share_threshold:g})", None,
+                                           k.window_start, k.slice, k.model_version, "drift_share", float(share),
+                                           spec.drift.share_threshold))
+    small = [g for g in groups if not judged[id(g)] and g.key.slice is None]
+    for g in small:
+        result.findings.append(Finding("info", "small_group", f"{g.profile.row_count} rows, fewer than "
+                                       f"findings.min_rows={spec.findings.min_rows}: recorded, not judged", None,
+                                       g.key.window_start, g.key.slice, g.key.model_version))
     if plan is not None:
         with progress.phase("evaluating the contract"):
             _check_contract(df, spec, plan, grouping, groups, result, common, now)
@@ -387,7 +468,7 @@ def _check_contract(
         result.violations.append(dict(
             common, **group_fields(k), **r.as_dict(),
         ))
-        if r.passed:
+        if r.passed is not False:  # True: passed; None: not evaluated, the schema result is the finding
             continue
         result.findings.append(Finding(r.severity, "contract", f"{r.rule_id}: {r.message}", r.column,
                                        k.window_start, k.slice, k.model_version))
@@ -436,11 +517,26 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
     if spec.contract is not None:
         store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
         store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
+    store.write_rows(spark, out, "findings", _finding_rows(result, common), audit_key=result.audit_key)
     store.write_rows(spark, out, "audit_runs", [dict(
         run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
         worst_severity=result.worst_severity, exit_code=result.exit_code,
         message=f"{len(result.findings)} finding(s)",
     )], audit_key=result.audit_key)
+
+
+def _finding_rows(result: AuditResult, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per finding; its key hashes what identifies it, so a re-run replaces it."""
+    rows = []
+    for f in result.findings:
+        key = GroupKey(window_start=f.window_start, slice=f.slice, model_version=f.model_version)
+        ident = "|".join(str(x) for x in (f.kind, f.column, f.window_start, f.slice, f.model_version, f.statistic,
+                                          f.message))
+        rows.append(dict(common, **group_fields(key), finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
+                         kind=f.kind, column=f.column, severity=f.severity, message=f.message,
+                         statistic=f.statistic, value=finite(f.value), threshold=finite(f.threshold),
+                         q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id))
+    return rows
 
 
 def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedReference, version: int) -> str:

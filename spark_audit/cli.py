@@ -1,9 +1,9 @@
 """The ``spark-audit`` command line.
 
-Exit codes (for schedulers): 0 no critical finding, 1 critical finding (or
-error-severity contract violation), 2 bad spec or usage, 3 data or
-infrastructure problem (missing table/column, empty window, missing reference,
-MLflow unreachable).
+Exit codes (for schedulers): 0 no error or critical finding, 1 an error or
+critical finding, 2 bad spec or usage, 3 data or infrastructure problem
+(missing table/column, empty window, missing reference, MLflow unreachable);
+the table is ``spark_audit.errors.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from spark_audit.errors import AuditError, EmptyWindowError, SpecError
-
-EXIT_DATA = 3
 
 
 def _time(value: str) -> datetime:
@@ -63,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ki = ksub.add_parser("infer", help="suggest a contract from the spec's reference profile")
     ki.add_argument("spec")
     ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
-    ki.add_argument("--tolerance", type=float, default=0.1, help="relative widening of observed ranges")
+    ki.add_argument("--tolerance", type=float, default=0.1, help="relative widening of observed null/NaN/inf percentages and string lengths")
     kc = ksub.add_parser("check", help="check a Delta table against a contract; exit 1 on error/critical")
     kc.add_argument("contract")
     kg = kc.add_mutually_exclusive_group(required=True)
@@ -79,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except SpecError as e:
         print(f"spark-audit: invalid spec: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except AuditError as e:
         print(f"spark-audit: {e}", file=sys.stderr)
-        return EXIT_DATA
+        return e.exit_code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -170,19 +168,21 @@ def _contract_check(args: argparse.Namespace, progress) -> int:
     from spark_audit.source import read_source
     from spark_audit.spec import SourceSpec
 
+    from spark_audit.findings import exit_code
+
     contract = load_contract(args.contract)
     with progress.phase("starting Spark"):
         spark = get_spark(args.master)
     df, version = read_source(spark, SourceSpec(path=args.path, table=args.table, version=args.version))
     with progress.phase(f"checking {args.path or args.table} at version {version}"):
         results = check_dataframe(df, compile_contract(contract, df.schema))
-    failing = [r for r in results if not r.passed]
+    failing = [r for r in results if r.passed is False]
     for r in results:
-        mark = "ok" if r.passed else r.severity.upper()
+        mark = "ok" if r.passed else ("skipped" if r.passed is None else r.severity.upper())
         print(f"{mark:<9} {r.rule_id:<40} {r.message}")
     worst = worst_severity(results)
     print(f"{len(results) - len(failing)} passed, {len(failing)} failed; worst severity: {worst or 'none'}")
-    return 1 if worst in ("error", "critical") else 0
+    return exit_code(worst)
 
 
 def _demo(args: argparse.Namespace, progress) -> int:

@@ -10,7 +10,7 @@ Severities, in rising order (the one place they are defined):
 - ``critical``: page someone now (the model's inputs are broken: a missing-value burst,
   a changed type, drift or decay far beyond the material threshold, with evidence).
 
-An audit exits 1 when any finding is ``error`` or ``critical`` (``EXIT_CODES``).
+An audit exits 1 when any finding is ``error`` or ``critical`` (``spark_audit.errors.EXIT_CODES``).
 
 Most findings are statistical: a :class:`Candidate` carries the evidence (a p-value)
 and whether the effect is material. :func:`decide` puts every candidate of an audit
@@ -29,15 +29,9 @@ from typing import Any
 import numpy as np
 
 from spark_audit.drift.stats import benjamini_hochberg
+from spark_audit.errors import EXIT_FINDINGS, EXIT_OK
 
 SEVERITIES = ("info", "warning", "error", "critical")
-EXIT_OK, EXIT_FINDINGS, EXIT_SPEC, EXIT_DATA = 0, 1, 2, 3
-EXIT_CODES = {
-    EXIT_OK: "ok: no finding of severity error or critical",
-    EXIT_FINDINGS: "a finding of severity error or critical",
-    EXIT_SPEC: "the spec or the contract is invalid",
-    EXIT_DATA: "a data or infrastructure problem (no rows, a missing column or reference, MLflow unreachable)",
-}
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ left before the critical level is crossed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from scipy.stats import chi2, norm
 
 from spark_audit.decay import (
     Calibration,
@@ -32,13 +33,16 @@ from spark_audit.decay import (
     windows_until,
     zscore,
 )
-from spark_audit.findings import Finding
+from spark_audit.decay.uncertainty import SE_METRICS, estimated_se, metric_se
+from spark_audit.findings import Candidate, Finding
 from spark_audit.profile.profiler import GroupResult
+from spark_audit.profile.state import TableProfile
 from spark_audit.rows import finite, group_fields
-from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig
+from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig, QualitySpec
 from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
+_CHI2_1_MEDIAN = float(chi2.median(1))
 ESTIMATED = ("accuracy", "precision", "recall", "f1")
 
 
@@ -61,26 +65,58 @@ def exprs(cfg: QualityConfig, calibration: Calibration | None) -> list[Column]:
     out = quality_exprs(cfg.measure, prefix=Q)
     m = cfg.measure
     if calibration is not None and m.score:
-        out += estimated_exprs(calibration, m.score, m.threshold, prefix=E)
+        # the estimate calls a row positive as the realised metrics do: by the prediction column when
+        # the spec has one, else by score >= threshold
+        out += estimated_exprs(calibration, m.score, m.threshold, prefix=E, prediction_col=m.prediction,
+                               positive=m.positive)
     return out
 
 
 def state(group: GroupResult) -> dict[str, Any]:
-    """The group's quality state; a merged group adds its children's states."""
-    rows: Iterable[dict[str, Any]] = [c.row for c in group.children] if group.children else [group.row]
+    """The group's quality state; a merged group adds its children's states (recursively)."""
+    if not group.children:
+        return {k: v for k, v in group.row.items() if k.startswith((Q, E))}
     acc: dict[str, Any] = {}
-    for row in rows:
-        acc = merge_states(acc, {k: v for k, v in row.items() if k.startswith((Q, E))})
+    for child in group.children:
+        acc = merge_states(acc, state(child))
     return acc
 
 
-def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any]) -> dict[str, Any]:
-    """What a reference keeps: its quality metrics, its state and (binary + score) a calibration."""
+def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any],
+                     window_states: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """What a reference keeps: its quality metrics, its state, the overdispersion of each metric
+    between its own windows (``phi``) and (binary + score) a calibration."""
     metrics = quality_from_row(cfg.measure, ref_state, prefix=Q)
     out: dict[str, Any] = {"quality": {"task": cfg.measure.task, "metrics": {k: finite(v) for k, v in metrics.items()},
-                                       "state": {k: v for k, v in ref_state.items() if k.startswith(Q)}}}
+                                       "state": {k: v for k, v in ref_state.items() if k.startswith(Q)},
+                                       "phi": window_phi(cfg.measure, list(window_states))}}
     if cfg.measure.task == "binary" and cfg.measure.score and cfg.estimate and metrics.get("n"):
         out["quality"]["calibration"] = fit_calibration(ref_state[Q + "bin_pos"], ref_state[Q + "bin_neg"]).to_dict()
+    return out
+
+
+def window_phi(qspec: QualitySpec, states: list[dict[str, Any]], min_windows: int = 3) -> dict[str, float]:
+    """Per metric, how much the reference's windows vary beyond their sampling error: the median of
+    z^2 over the windows (each window against the merge of the others), over chi2(1)'s median,
+    floored at 1. Independent rows give about 1; NannyML learns its bands the same way."""
+    states = [st for st in states if st]
+    if len(states) < min_windows:
+        return {}
+    out: dict[str, float] = {}
+    per_metric: dict[str, list[float]] = {}
+    for i, st in enumerate(states):
+        rest: dict[str, Any] = {}
+        for j, other in enumerate(states):
+            if j != i:
+                rest = merge_states(rest, other)
+        mine, theirs = quality_from_row(qspec, st, prefix=Q), quality_from_row(qspec, rest, prefix=Q)
+        for metric in SE_METRICS[qspec.task]:
+            a, b = mine.get(metric, math.nan), theirs.get(metric, math.nan)
+            se = math.hypot(metric_se(qspec, metric, st, Q), metric_se(qspec, metric, rest, Q))
+            if math.isfinite(a) and math.isfinite(b) and math.isfinite(se) and se > 0:
+                per_metric.setdefault(metric, []).append(((a - b) / se) ** 2)
+    for metric, z2 in per_metric.items():
+        out[metric] = max(1.0, float(np.median(z2)) / _CHI2_1_MEDIAN)
     return out
 
 
@@ -97,24 +133,40 @@ def _degradation(metric: str, value: float, ref: float | None) -> float | None:
     return change if metric in LOWER_IS_BETTER else -change
 
 
+def _worse_p(metric: str, value: float, ref: float, se: float) -> float:
+    """One-sided p-value that ``value`` is worse than ``ref`` beyond a standard error ``se``."""
+    if not (math.isfinite(se) and se > 0):
+        return math.nan
+    worse = (value - ref) if metric in LOWER_IS_BETTER else (ref - value)
+    return float(norm.sf(worse / se))
+
+
 def evaluate(
     spec: AuditSpec,
     groups: list[GroupResult],
-    ref_extras: dict[str, Any],
+    ref_profile: TableProfile,
     history: dict[tuple, list[tuple[str, float]]],
     common: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Rows for ``performance_metrics`` and the findings, for every group in window order.
+    judged: dict[int, bool] | None = None,
+) -> tuple[list[dict[str, Any]], list[Candidate]]:
+    """Rows for ``performance_metrics`` and the candidate findings, for every group in window order.
 
-    ``history`` maps (slice, model_version, metric) to earlier (window_start, value)
-    pairs from complete audits; windows of this run are appended as they are seen.
+    A slice is compared with the same slice of the reference (its own quality and
+    noise), the whole window with the whole reference. A degradation is material at
+    ``max_degradation`` (critical at ``critical_degradation``), and its evidence is a
+    z-test whose standard error adds the window's and the reference's sampling errors,
+    times the reference's window-to-window overdispersion. An undefined metric (no
+    positives, one class) gives no candidate. The label-free estimate is judged only
+    on windows without labels. ``history`` maps (slice, model_version, metric) to
+    earlier (window_start, value) pairs from complete audits; windows of this run are
+    appended as they are seen; the history rule floors the history's std at the
+    window's sampling error.
     """
     cfg = spec.quality
     assert cfg is not None
     qspec = cfg.measure
-    ref_metrics = (ref_extras.get("quality") or {}).get("metrics") or {}
     rows: list[dict[str, Any]] = []
-    findings: list[Finding] = []
+    candidates: list[Candidate] = []
     watched = cfg.watched()
     hist = {k: list(v) for k, v in history.items()}
     for g in groups:
@@ -122,49 +174,97 @@ def evaluate(
         st = state(g)
         if not st:
             continue
+        base = ref_profile.slices.get(k.slice, ref_profile) if k.slice else ref_profile
+        ref_q = (base.extras.get("quality") or (ref_profile.extras.get("quality") or {}))
+        ref_metrics, ref_state, phis = ref_q.get("metrics") or {}, ref_q.get("state") or {}, ref_q.get("phi") or {}
+        ok = True if judged is None else judged[id(g)]
         realised = quality_from_row(qspec, st, prefix=Q)
-        estimated = estimated_from_row(st, prefix=E) if E + "n" in st else {}
+        calibration = reference_calibration(ref_profile.extras)
+        estimated = estimated_from_row(st, prefix=E, calibration=calibration) if E + "n" in st else {}
+        labelled = (realised.get("n") or 0) > 0
         where = dict(window_start=k.window_start, slice=k.slice, model_version=k.model_version)
         for metric in (m for m in realised if m not in ("tp", "fp", "tn", "fn", "n", "unlabelled")):
             value = realised[metric]
             est = estimated.get(metric)
             ref = ref_metrics.get(metric)
+            phi = float(phis.get(metric, 1.0))
+            se = metric_se(qspec, metric, st, Q) if metric in SE_METRICS[qspec.task] else math.nan
+            se_ref = metric_se(qspec, metric, ref_state, Q) if ref_state and metric in SE_METRICS[qspec.task] \
+                else math.nan
+            se_total = math.sqrt(phi) * math.hypot(se, se_ref if math.isfinite(se_ref) else 0.0)
             series = hist.setdefault((k.slice, k.model_version, metric), [])
             past = [v for w, v in series if w < (k.window_start or "")]
             deg = _degradation(metric, value, ref)
-            est_deg = _degradation(metric, est, ref) if est is not None else None
+            est_deg = _degradation(metric, est, ref) if est is not None and not labelled else None
             direction = "up" if metric in LOWER_IS_BETTER else "down"
-            z = zscore(past[-cfg.history:], value, k=cfg.k, min_history=cfg.min_history, direction=direction)
+            z = zscore(past[-cfg.history:], value, k=cfg.k, min_history=cfg.min_history, direction=direction,
+                       min_std=se if math.isfinite(se) else 0.0)
             roc = rate_of_change(past, value, max_rel_change=cfg.max_rel_change, direction=direction)
             anomaly = z if z.is_anomaly else roc if roc.is_anomaly else None
             values = [*past, value]
             critical_level = None if ref is None else (
-                ref * (1 + 2 * cfg.max_degradation) if metric in LOWER_IS_BETTER
-                else ref * (1 - 2 * cfg.max_degradation))
+                ref * (1 + cfg.critical_degradation) if metric in LOWER_IS_BETTER
+                else ref * (1 - cfg.critical_degradation))
             left = None if critical_level is None else windows_until(
                 values, critical_level, higher_is_better=metric not in LOWER_IS_BETTER)
-            rows.append(dict(
+            p = _worse_p(metric, value, ref, se_total) if deg is not None else math.nan
+            row = dict(
                 common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
                 degradation=finite(deg), estimated_value=finite(est), estimated_degradation=finite(est_deg),
                 n=int(realised.get("n") or 0), unlabelled=int(realised.get("unlabelled") or 0),
                 anomaly=anomaly is not None, anomaly_reason=anomaly.reason if anomaly else None,
-                trend=finite(trend(values)), windows_until_critical=finite(left),
-            ))
+                trend=finite(trend(values)), windows_until_critical=finite(left), sampling_error=finite(se),
+                p_value=finite(p), q_value=None,
+            )
+            rows.append(row)
             if math.isfinite(value):
                 series.append((k.window_start or "", value))
             if metric not in watched:
                 continue
-            if deg is not None and deg >= cfg.max_degradation:
-                sev = "critical" if deg >= 2 * cfg.max_degradation else "warning"
-                findings.append(Finding(sev, "quality", f"{metric} {value:.3f} vs {ref:.3f} in the reference "
-                                        f"({deg:.1%} worse)", metric, **where))
-            elif est_deg is not None and not math.isfinite(value) and est_deg >= cfg.max_degradation:
-                findings.append(Finding("warning", "quality_estimate", f"no labels yet; estimated {metric} "
-                                        f"{est:.3f} vs {ref:.3f} in the reference ({est_deg:.1%} worse)",
-                                        metric, **where))
+            if deg is not None and math.isfinite(value):
+                sev = "critical" if deg >= cfg.critical_degradation else "warning"
+                f = Finding(sev, "quality", f"{metric} {value:.3f} vs {ref:.3f} in the reference ({deg:.1%} worse; "
+                            f"sampling error {se_total:.3f} at n={int(realised.get('n') or 0)})", metric, **where,
+                            statistic=metric, value=finite(value), threshold=finite(ref))
+                candidates.append(Candidate(f, p, deg >= cfg.max_degradation, ok, [row]))
+            elif est_deg is not None and est is not None and math.isfinite(est):
+                est_se = math.sqrt(phi) * math.hypot(estimated_se(metric, estimated),
+                                                     se_ref if math.isfinite(se_ref) else 0.0)
+                f = Finding("warning", "quality_estimate", f"no labels yet; estimated {metric} {est:.3f} vs "
+                            f"{ref:.3f} in the reference ({est_deg:.1%} worse; sampling error {est_se:.3f})",
+                            metric, **where, statistic=metric, value=finite(est), threshold=finite(ref))
+                candidates.append(Candidate(f, _worse_p(metric, est, ref, est_se), est_deg >= cfg.max_degradation,
+                                            ok, [row]))
             if anomaly is not None:
-                findings.append(Finding("warning", "anomaly", f"{metric}: {anomaly.reason}", metric, **where))
-    return rows, findings
+                score = z.score if anomaly is z else (value - past[-1]) / (math.sqrt(2) * se) if se > 0 else math.nan
+                p_anomaly = float(norm.sf(abs(score))) if math.isfinite(score) else math.nan
+                candidates.append(Candidate(Finding("warning", "anomaly", f"{metric}: {anomaly.reason}", metric,
+                                                    **where, statistic=metric, value=finite(value)),
+                                            p_anomaly, True, ok, []))
+    return rows, candidates
+
+
+DISAGREEMENT_WARN = 0.01
+
+
+def disagreement(spec: AuditSpec, groups: list[GroupResult]) -> list[Finding]:
+    """One finding per audit when the prediction column and ``score >= threshold`` disagree on more
+    than 1 % of the rows that have both (the spec's threshold is then not the model's cut-off)."""
+    cfg = spec.quality
+    if cfg is None or not (cfg.measure.prediction and cfg.measure.score):
+        return []
+    acc: dict[str, Any] = {}
+    for g in groups:
+        if g.key.slice is None:
+            acc = merge_states(acc, state(g))
+    share = quality_from_row(cfg.measure, acc, prefix=Q).get("prediction_threshold_disagreement", math.nan)
+    if not (math.isfinite(share) and share > DISAGREEMENT_WARN):
+        return []
+    return [Finding("warning", "prediction_threshold", f"{cfg.measure.prediction!r} and {cfg.measure.score!r} >= "
+                    f"{cfg.measure.threshold:g} disagree on {share:.1%} of the rows; realised metrics and the "
+                    f"label-free estimate use {cfg.measure.prediction!r}: set quality.threshold to the model's "
+                    "cut-off", cfg.measure.prediction, statistic="prediction_threshold_disagreement", value=share,
+                    threshold=DISAGREEMENT_WARN)]
 
 
 FAIRNESS_RATES = {  # fairness notion -> the per-group rate it compares

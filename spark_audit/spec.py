@@ -171,7 +171,7 @@ QUALITY_METRICS = {
     "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"),
     "regression": ("mse", "rmse", "mae", "mape", "r2"),
 }
-LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mse", "rmse", "mae", "mape"})
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mse", "rmse", "mae", "mape", "prediction_threshold_disagreement"})
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         _schema(
             *_RUN, *_GROUP, ("drift_type", S), ("baseline", S), ("column", S), ("kind", S), ("statistic", S),
             ("value", D), ("p_value", D), ("threshold", D), ("drifted", B), ("critical", B), ("is_default", B),
-            ("n_reference", L), ("n_current", L),
+            ("n_reference", L), ("n_current", L), ("material", B), ("q_value", D), ("noise", D),
         ),
         ("audit_key", "window_start", "slice", "model_version", "drift_type", "column", "statistic"),
     ),
@@ -75,7 +75,8 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         _schema(
             *_RUN, *_GROUP, ("metric", S), ("value", D), ("reference_value", D), ("degradation", D),
             ("estimated_value", D), ("estimated_degradation", D), ("n", L), ("unlabelled", L), ("anomaly", B),
-            ("anomaly_reason", S), ("trend", D), ("windows_until_critical", D),
+            ("anomaly_reason", S), ("trend", D), ("windows_until_critical", D), ("sampling_error", D),
+            ("p_value", D), ("q_value", D),
         ),
         ("audit_key", "window_start", "slice", "model_version", "metric"),
     ),
@@ -85,6 +86,13 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
             ("total_count", L), ("fraction", D), ("threshold", S), ("passed", B), ("message", S),
         ),
         ("audit_key", "window_start", "slice", "model_version", "rule_id"),
+    ),
+    "findings": (
+        _schema(
+            *_RUN, *_GROUP, ("finding_key", S), ("kind", S), ("column", S), ("severity", S), ("message", S),
+            ("statistic", S), ("value", D), ("threshold", D), ("q_value", D), ("mlflow_run_id", S),
+        ),
+        ("audit_key", "finding_key"),
     ),
     "contract_bad_rows": (
         _schema(*_RUN, *_GROUP, ("rule_id", S), ("column", S), ("sample", L), ("row_json", S)),
@@ -210,6 +218,8 @@ def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
         .whenMatched().updateAll()
         .whenNotMatched().insertAll()
         .whenNotMatchedBySource(t("audit_key") == F.lit(audit_key)).delete()
+        # a table written by an older release gains the columns this one added
+        .withSchemaEvolution()
         .merge()
     )
     return len(data)

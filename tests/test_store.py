@@ -61,3 +61,20 @@ def test_complete_hides_runs_that_did_not_finish(spark, tmp_path):
     store.write_rows(spark, out, "audit_runs", [dict(run, status="complete", finished_at=W)], audit_key="k1")
     assert store.complete(spark, out, "drift_metrics").count() == 1
     assert store.read(spark, out, "audit_runs").count() == 1
+
+
+def test_a_table_written_with_an_older_schema_gains_the_new_columns(spark, tmp_path):
+    """drift_metrics written by the previous release (no material / q_value / noise columns) is evolved
+    by the next MERGE, and its old rows read back with the new columns null."""
+    out = OutputSpec(path=str(tmp_path))
+    schema, _ = store.TABLES["drift_metrics"]
+    old_names = [n for n in schema.fieldNames() if n not in ("material", "q_value", "noise")]
+    old = spark.createDataFrame([tuple(r.get(n) for n in old_names) for r in rows("old", ["a"])],
+                                store._schema(*[(f.name, f.dataType) for f in schema.fields if f.name in old_names]))
+    old.write.format("delta").save(store.location(out, "drift_metrics"))
+    new = [dict(r, material=True, q_value=0.01, noise=0.02) for r in rows("new", ["a"])]
+    store.write_rows(spark, out, "drift_metrics", new, audit_key="new")
+    df = store.read(spark, out, "drift_metrics")
+    assert {"material", "q_value", "noise"} <= set(df.columns)
+    got = sorted((r.audit_key, r.material, r.q_value) for r in df.collect())
+    assert got == [("new", True, 0.01), ("old", None, None)]

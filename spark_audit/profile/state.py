@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from datasketches import hll_sketch, hll_union, kll_doubles_sketch
 
-FORMAT_VERSION = 1
+# 2: a reference keeps its window-to-window noise in extras["noise"]; version 1 profiles still load
+FORMAT_VERSION = 2
 KINDS = ("numeric", "categorical", "boolean", "timestamp")
 HLL_LG_K = 12
 
@@ -137,6 +138,14 @@ class ColumnProfile:
             return None
         sketch = kll_doubles_sketch.deserialize(self.kll)
         return None if sketch.is_empty() else sketch
+
+    def kll_items(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The values the KLL sketch keeps and their weights (they sum to the finite count)."""
+        sketch = self.kll_sketch()
+        if sketch is None:
+            return None
+        items = np.asarray(list(sketch), dtype=float).reshape(-1, 2)
+        return items[:, 0], items[:, 1]
 
     def quantiles(self, probs: Iterable[float]) -> list[float] | None:
         sketch = self.kll_sketch()
