@@ -33,7 +33,7 @@ from spark_audit.decay import (
     windows_until,
     zscore,
 )
-from spark_audit.decay.uncertainty import SE_METRICS, estimated_se, metric_se
+from spark_audit.decay.uncertainty import ESTIMATED, SE_METRICS, estimated_se, metric_se
 from spark_audit.findings import Candidate, Finding
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
@@ -43,7 +43,6 @@ from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
 _CHI2_1_MEDIAN = float(chi2.median(1))
-ESTIMATED = ("accuracy", "precision", "recall", "f1")
 
 
 def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFrame:
@@ -208,13 +207,14 @@ def evaluate(
             left = None if critical_level is None else windows_until(
                 values, critical_level, higher_is_better=metric not in LOWER_IS_BETTER)
             p = _worse_p(metric, value, ref, se_total) if deg is not None else math.nan
+            est_se = estimated_se(metric, estimated) if est is not None and metric in ESTIMATED else math.nan
             row = dict(
                 common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
                 degradation=finite(deg), estimated_value=finite(est), estimated_degradation=finite(est_deg),
                 n=int(realised.get("n") or 0), unlabelled=int(realised.get("unlabelled") or 0),
                 anomaly=anomaly is not None, anomaly_reason=anomaly.reason if anomaly else None,
                 trend=finite(trend(values)), windows_until_critical=finite(left), sampling_error=finite(se),
-                p_value=finite(p), q_value=None,
+                p_value=finite(p), q_value=None, estimated_sampling_error=finite(est_se),
             )
             rows.append(row)
             if math.isfinite(value):
@@ -228,12 +228,11 @@ def evaluate(
                             statistic=metric, value=finite(value), threshold=finite(ref))
                 candidates.append(Candidate(f, p, deg >= cfg.max_degradation, ok, [row]))
             elif est_deg is not None and est is not None and math.isfinite(est):
-                est_se = math.sqrt(phi) * math.hypot(estimated_se(metric, estimated),
-                                                     se_ref if math.isfinite(se_ref) else 0.0)
+                band = math.sqrt(phi) * math.hypot(est_se, se_ref if math.isfinite(se_ref) else 0.0)
                 f = Finding("warning", "quality_estimate", f"no labels yet; estimated {metric} {est:.3f} vs "
-                            f"{ref:.3f} in the reference ({est_deg:.1%} worse; sampling error {est_se:.3f})",
+                            f"{ref:.3f} in the reference ({est_deg:.1%} worse; sampling error {band:.3f})",
                             metric, **where, statistic=metric, value=finite(est), threshold=finite(ref))
-                candidates.append(Candidate(f, _worse_p(metric, est, ref, est_se), est_deg >= cfg.max_degradation,
+                candidates.append(Candidate(f, _worse_p(metric, est, ref, band), est_deg >= cfg.max_degradation,
                                             ok, [row]))
             if anomaly is not None:
                 score = z.score if anomaly is z else (value - past[-1]) / (math.sqrt(2) * se) if se > 0 else math.nan

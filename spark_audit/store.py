@@ -76,7 +76,7 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
             *_RUN, *_GROUP, ("metric", S), ("value", D), ("reference_value", D), ("degradation", D),
             ("estimated_value", D), ("estimated_degradation", D), ("n", L), ("unlabelled", L), ("anomaly", B),
             ("anomaly_reason", S), ("trend", D), ("windows_until_critical", D), ("sampling_error", D),
-            ("p_value", D), ("q_value", D),
+            ("p_value", D), ("q_value", D), ("estimated_sampling_error", D),
         ),
         ("audit_key", "window_start", "slice", "model_version", "metric"),
     ),

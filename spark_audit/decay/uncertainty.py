@@ -88,7 +88,7 @@ SE_METRICS = {
     "regression": ("mse", "rmse", "mae", "mape", "r2"),
 }
 _COUNTS = ("tp", "fp", "tn", "fn", "n", "unlabelled")
-_ESTIMATED = ("accuracy", "precision", "recall", "f1", "positive_rate", "roc_auc")
+ESTIMATED = ("accuracy", "precision", "recall", "f1", "positive_rate", "roc_auc")
 
 
 # --------------------------------------------------------------------------- formulas
@@ -296,8 +296,8 @@ def estimated_se(metric: str, est: Mapping[str, Any]) -> float:
     >>> round(estimated_se("recall", {"tp": 30.0, "fp": 10.0, "tn": 50.0, "fn": 10.0}), 4)
     0.0685
     """
-    if metric not in _ESTIMATED:
-        raise ValueError(f"no estimated standard error for {metric!r}; estimated metrics are {list(_ESTIMATED)}")
+    if metric not in ESTIMATED:
+        raise ValueError(f"no estimated standard error for {metric!r}; estimated metrics are {list(ESTIMATED)}")
 
     def get(key: str) -> float | None:
         value = est.get(key)
