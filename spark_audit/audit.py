@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
-from spark_audit import quality, store
+from spark_audit import quality, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.drift import noise
 from spark_audit.drift.compare import DRIFT_KINDS, DriftResult, compare_profiles, compute, dataset_verdict, reference_bins
@@ -140,7 +140,7 @@ def profile_reference(
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
         centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers, extra_exprs=q_exprs)
+                                centers=centers, extra_exprs=q_exprs + table_checks.duplicate_exprs(df.columns))
     key = GroupKey(
         window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
@@ -158,6 +158,7 @@ def profile_reference(
         cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
                 for n, c in merged.columns.items()}
         extras = noise.noise_extras(_noise(profiles, spec), len(profiles), spec.window.size if windowed else None)
+        extras.update(table_checks.table_extras(windows[label]) if windowed else {})
         if spec.quality:
             states = [quality.state(g) for g in windows[label]]
             total = quality.state(GroupResult(key, merged, children=list(windows[label])))
@@ -355,7 +356,7 @@ def run_audit(
     if contract is not None:
         plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
-        extra = (plan.exprs if plan else []) + (
+        extra = table_checks.duplicate_exprs(df.columns) + (plan.exprs if plan else []) + (
             quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
         centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
@@ -378,6 +379,8 @@ def run_audit(
                                            "noise (built without windows, or by an older spark-audit): drift "
                                            "evidence assumes independent rows; rebuild it to calibrate"))
         result.findings += schema_changes(ref.profile, groups, columns)
+        versions = sorted({g.key.model_version for g in groups}, key=str)
+        result.findings += table_checks.missing_windows(spec.window.size, start, end, groups, versions)
         previous: dict[tuple, GroupResult] = {}
         for g in groups:
             k = g.key
@@ -386,6 +389,9 @@ def run_audit(
             base_noise = noise.noise_from_extras(baseline.extras)
             features = tuple(f for f in spec.features if not (k.slice and f.name in spec.slices))
             candidates += missing_candidates(baseline, g, columns, base_noise, judged=judged[id(g)])
+            table = baseline.extras.get("table")
+            candidates += [c for c in (table_checks.volume_candidate(table, g),
+                                       table_checks.duplicate_candidate(table, g, judged=judged[id(g)])) if c]
             drift = compare_profiles(baseline, g.profile, features, spec.drift, base_noise)
             rows = _drift_rows(drift, g, "reference", ref.uri, common)
             result.drift += rows

@@ -217,7 +217,7 @@ def evaluate(
                 p_value=finite(p), q_value=None, estimated_sampling_error=finite(est_se),
             )
             rows.append(row)
-            if math.isfinite(value):
+            if math.isfinite(value) and ok:  # a group too small to judge does not become history either
                 series.append((k.window_start or "", value))
             if metric not in watched:
                 continue
@@ -343,7 +343,7 @@ def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> 
     if df is None:
         return {}
     rows = (df.where((F.col("audit_name") == spec.name) & (F.col("audit_key") != audit_key)
-                     & F.col("value").isNotNull())
+                     & F.col("value").isNotNull() & (F.col("n") >= F.lit(spec.findings.min_rows)))
             .select(F.unix_micros("window_start").alias("ws"), "slice", "model_version", "metric", "value")
             .collect())
     out: dict[tuple, dict[str, float]] = {}

@@ -112,3 +112,15 @@ def test_a_small_group_is_recorded_but_not_judged():
     rows, cands = quality.evaluate(SPEC, [g], ref, {}, {}, {id(g): False})
     assert rows and any(c.material for c in cands)
     assert decide(cands, 0.05) == []
+
+
+def test_a_small_group_does_not_become_history():
+    """A 20-row day's accuracy entered the history and the next day was an 'anomaly' (-25 % from 1.0)."""
+    rng = np.random.default_rng(7)
+    ref = reference(rng, acc=0.75)
+    tiny = group(1, {"q__unlabelled": 0, "q__unpredicted": 0, "q__tp": 6, "q__fp": 0, "q__tn": 14, "q__fn": 0})
+    days = [group(d, counts(rng, 4000, 0.75)) for d in range(2, 8)]
+    judged = {id(tiny): False, **{id(g): True for g in days}}
+    _, cands = quality.evaluate(SPEC, [tiny, *days], ref, {}, {}, judged)
+    assert not [f for f in decide(cands, 0.05) if f.kind == "anomaly"]
+    assert not [c for c in cands if c.finding.kind == "anomaly" and c.finding.window_start == days[0].key.window_start]

@@ -44,12 +44,14 @@ def audited(spark, tmp_path_factory):
         rows += _rows(rng, d, 1500)
     rows += _rows(rng, REF_DAYS + AUDIT_DAYS, 30, shift=30.0)  # a tiny, drifted window
     rows += _rows(rng, REF_DAYS + AUDIT_DAYS + 1, 1500, nan_x=True)  # a NaN burst
+    rows += _rows(rng, REF_DAYS + AUDIT_DAYS + 2, 1500) * 2  # a day loaded twice
+    # ... and the last two days of the range never arrive
     schema = "ts timestamp, region string, x double, amount double, plan string, score double, pred int, y int"
     spark.createDataFrame(rows, schema).write.format("delta").save(str(tmp / "t"))
     raw = {
         "name": "trust", "source": {"path": str(tmp / "t"), "timestamp_column": "ts"},
         "window": {"size": "1 day", "start": (T0 + timedelta(days=REF_DAYS)).isoformat(),
-                   "end": (T0 + timedelta(days=REF_DAYS + AUDIT_DAYS + 2)).isoformat()},
+                   "end": (T0 + timedelta(days=REF_DAYS + AUDIT_DAYS + 5)).isoformat()},
         "features": ["x", "amount", "plan", "score"], "slices": ["region"],
         "reference": {"start": T0.isoformat(), "end": (T0 + timedelta(days=REF_DAYS)).isoformat()},
         "quality": {"task": "binary", "label": "y", "prediction": "pred", "score": "score", "threshold": 0.5},
@@ -92,7 +94,9 @@ def test_tiny_window_is_recorded_not_judged(audited):
     _, _, result, _ = audited
     tiny = _day(AUDIT_DAYS)
     found = [f for f in result.findings if f.window_start == tiny]
-    assert {f.kind for f in found} == {"small_group"} and all(f.severity == "info" for f in found)
+    # recorded, not judged: no drift, missing or quality finding; its row count is a volume finding
+    assert {f.kind for f in found} == {"small_group", "volume"}
+    assert [f.severity for f in found if f.kind == "small_group"] == ["info"]
     rows = [r for r in result.drift if iso_utc(r["window_start"]) == tiny and r["is_default"]
             and r["drift_type"] == "reference"]
     assert rows and not any(r["drifted"] for r in rows) and any(r["material"] for r in rows)
@@ -130,3 +134,17 @@ def test_an_older_reference_without_noise_still_loads_and_says_so(spark, audited
     notes = [f for f in result.findings if f.kind == "reference"]
     assert len(notes) == 1 and notes[0].severity == "info" and "no window-to-window noise" in notes[0].message
     assert any(f.kind == "missing" and f.severity == "critical" for f in result.findings)
+
+
+def test_duplicate_batch_missing_days_and_stale_source(audited):
+    _, ref, result, _ = audited
+    dup_day, gone = _day(AUDIT_DAYS + 2), [_day(AUDIT_DAYS + 3), _day(AUDIT_DAYS + 4)]
+    kinds = {(f.kind, f.window_start, f.slice) for f in result.findings}
+    assert ("duplicates", dup_day, None) in kinds and ("volume", dup_day, None) in kinds
+    assert {w for k, w, _ in kinds if k == "missing_window"} == set(gone)
+    [stale] = [f for f in result.findings if f.kind == "stale"]
+    assert stale.severity == "critical" and _day(AUDIT_DAYS + 2) in stale.message
+    assert len(ref.extras["table"]["rows"]) == REF_DAYS and ref.extras["table"]["duplicate_share"] < 0.01
+    # no duplicate or volume finding on a stable day
+    stable = {_day(i) for i in range(AUDIT_DAYS)}
+    assert not [f for f in result.findings if f.kind in ("duplicates", "volume") and f.window_start in stable]

@@ -6,7 +6,8 @@ What is inferred, per column of the profile:
 
 * ``logicalType`` from the Spark type (``physicalType`` is the Spark type);
 * ``required: true`` when no null was seen, else a ``nullValues`` rule bounding the
-  null percentage at the observed one widened by ``tolerance`` (relative);
+  null percentage at the observed one widened by ``tolerance`` (relative) and by the
+  sampling noise of a 500-row group (``_widen_percent``);
 * numeric columns: plausible bounds as a tolerant ``invalidValues`` quality rule
   (below); float columns also get ``maxNanPercent`` / ``maxInfPercent`` (0 when none
   was seen);
@@ -183,12 +184,24 @@ def _infer_property(col: Any, *, tolerance: float, max_categories: int, margin: 
     return prop
 
 
+SAMPLING_ROWS = 500  # the smallest group an inferred share bound must hold on by chance (a 500-row slice)
+SAMPLING_SDS = 4.0
+
+
 def _widen_percent(part: int, whole: int, tolerance: float) -> float:
-    """``part / whole`` in percent, widened and rounded up to 2 decimals, at most 100."""
+    """``part / whole`` in percent, widened and rounded up to 2 decimals, at most 100.
+
+    Widened by ``tolerance`` (relative) and at least by SAMPLING_SDS binomial standard
+    deviations at SAMPLING_ROWS rows, so a window or slice of that size with the
+    reference's share passes by chance (a 2 % null share gets 4.5 %, not 2.2 %). A share
+    of 0 stays 0: a column that had none must have none.
+    """
     if whole <= 0 or part <= 0:
         return 0
-    pct = part / whole * 100
-    bound = math.ceil(pct * (1 + tolerance) * 100 - 1e-6) / 100  # 1.1000000001 -> 1.1
+    p = part / whole
+    pct = p * 100
+    sampling = pct + 100 * SAMPLING_SDS * math.sqrt(p * (1 - p) / SAMPLING_ROWS)
+    bound = math.ceil(max(pct * (1 + tolerance), sampling) * 100 - 1e-6) / 100  # 1.1000000001 -> 1.1
     return float(min(100.0, max(bound, pct)))
 
 

@@ -181,8 +181,8 @@ def compare_column(
     the decision on the Benjamini-Hochberg q-value across all its tests.
     """
     kind = ref.kind
-    if kind not in DRIFT_KINDS:
-        return []
+    if kind not in DRIFT_KINDS or cur.kind != kind:
+        return []  # a column whose kind changed is a schema finding, not a distribution to compare
     n_ref, n_cur = _sample_size(ref), _sample_size(cur)
     dkind = "categorical" if kind == "boolean" else kind
     default_stat, default_thr = stats.default_statistic(dkind, n_ref, n_cur)
@@ -201,10 +201,11 @@ def compare_column(
     for name, thr, is_default in wanted:
         info = stats.STATISTICS[name]
         value, p = COMPUTE[name](ref, cur)
-        if name == "chi2" and phi > 1.0:
-            p = stats.chi_square_pvalue(*_bins_input(ref, cur), phi=phi)
-        elif name == "ks" and phi_ks > 1.0:
-            p = stats.ks_from_counts(*_bins_input(ref, cur), phi=phi_ks)[1]
+        data = _bins_input(ref, cur) if name in ("chi2", "ks") else None
+        if name == "chi2" and phi > 1.0 and data is not None:
+            p = stats.chi_square_pvalue(*data, phi=phi)
+        elif name == "ks" and phi_ks > 1.0 and data is not None:
+            p = stats.ks_from_counts(*data, phi=phi_ks)[1]
         alive = n_cur > 0 and n_ref > 0
         material = bool(alive and stats.is_drifted(name, value, p, thr))
         p_evidence = p if not info.higher_is_drift else evidence

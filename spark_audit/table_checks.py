@@ -1,0 +1,149 @@
+"""Faults a column-by-column profile cannot see: missing windows, a stale source, volume, duplicates.
+
+* **Missing windows.** The audit knows its range and window size, so every expected
+  window (aligned to the epoch, as Spark's ``window()`` aligns them) with no rows for a
+  model version is a ``missing_window`` finding; when the newest expected window is one
+  of them the source is ``stale`` (critical), "no rows since" the last window that had
+  some.
+* **Volume.** A window's row count against the reference's per-window counts: material
+  when it is at least ``VOLUME_RATIO`` times the reference's mean, or at most its
+  inverse (a doubling, a halving); the evidence is a z-score on the reference windows'
+  spread (never below Poisson noise), as a prediction for one new window.
+* **Duplicates.** One HLL sketch of a 64-bit hash of every column of a row, in the same
+  scan: ``1 - distinct / rows`` is the window's duplicate share, mergeable like every
+  other state. Material when it exceeds the reference's by ``DUPLICATE_MATERIAL``; the
+  evidence is the sketch's relative standard error. An exact uniqueness pass stays where
+  a contract asks for one.
+
+Pure functions over group results plus one aggregate expression; no Spark job of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from datasketches import hll_sketch, hll_union
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from scipy.stats import norm
+
+from spark_audit.findings import Candidate, Finding
+from spark_audit.names import col as _c
+from spark_audit.profile.profiler import GroupResult
+from spark_audit.profile.state import HLL_LG_K
+from spark_audit.timeutil import iso_utc
+
+ROWS_HLL = "t__rows_hll"
+VOLUME_RATIO = 1.5
+DUPLICATE_MATERIAL = 0.05
+HLL_RSE = 1.04 / math.sqrt(2**HLL_LG_K)
+
+
+def duplicate_exprs(columns: Sequence[str]) -> list[Column]:
+    """The row-hash HLL sketch (nulls hash too, so two identical rows with nulls count as one)."""
+    return [F.hll_sketch_agg(F.xxhash64(*[_c(c) for c in columns]), HLL_LG_K).alias(ROWS_HLL)]
+
+
+def _rows_hll(group: GroupResult) -> bytes | None:
+    if not group.children:
+        v = group.row.get(ROWS_HLL)
+        return None if v is None else bytes(v)
+    union = hll_union(HLL_LG_K)
+    seen = False
+    for child in group.children:
+        b = _rows_hll(child)
+        if b is not None:
+            union.update(hll_sketch.deserialize(b))
+            seen = True
+    return bytes(union.get_result().serialize_compact()) if seen else None
+
+
+def duplicate_share(group: GroupResult) -> float | None:
+    """1 - (distinct rows / rows) of the group, from its row-hash sketch; None without one."""
+    b = _rows_hll(group)
+    n = group.profile.row_count
+    if b is None or n <= 0:
+        return None
+    return max(0.0, 1.0 - hll_sketch.deserialize(b).get_estimate() / n)
+
+
+def table_extras(windows: Sequence[GroupResult]) -> dict[str, Any]:
+    """What a reference keeps for these checks: its windows' row counts and duplicate shares."""
+    shares = [s for s in (duplicate_share(g) for g in windows) if s is not None]
+    return {"table": {"rows": [int(g.profile.row_count) for g in windows],
+                      "duplicate_share": float(np.mean(shares)) if shares else None}}
+
+
+def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Candidate | None:
+    rows = [r for r in (ref_table or {}).get("rows", []) if r > 0]
+    if len(rows) < 3:
+        return None
+    mean = float(np.mean(rows))
+    sd = max(float(np.std(rows, ddof=1)), math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
+    n = group.profile.row_count
+    z = (n - mean) / sd
+    ratio = n / mean
+    k = group.key
+    material = ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO
+    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} per window in the reference ({ratio:.2f}x; "
+                f"reference windows {min(rows)} to {max(rows)})", None, k.window_start, k.slice, k.model_version,
+                "rows", float(n), mean)
+    return Candidate(f, float(2 * norm.sf(abs(z))), material)
+
+
+def duplicate_candidate(ref_table: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:
+    share = duplicate_share(group)
+    if share is None:
+        return None
+    base = (ref_table or {}).get("duplicate_share") or 0.0
+    delta = share - base
+    k = group.key
+    f = Finding("warning", "duplicates", f"{share:.1%} of the {group.profile.row_count} rows are duplicates "
+                f"vs {base:.1%} in the reference (a batch loaded twice?)", None, k.window_start, k.slice,
+                k.model_version, "duplicate_share", share, base + DUPLICATE_MATERIAL)
+    return Candidate(f, float(norm.sf(delta / HLL_RSE)), delta >= DUPLICATE_MATERIAL, judged)
+
+
+def _step(size: str) -> int:
+    n, unit = size.split()
+    return int(n) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.lower().rstrip("s")]
+
+
+def expected_windows(size: str, start: datetime, end: datetime) -> list[str]:
+    """Starts of the windows Spark's ``window(ts, size)`` makes that lie wholly in [start, end)."""
+    step = _step(size)
+    s, e = int(start.timestamp()), int(end.timestamp())
+    first = s if s % step == 0 else s - s % step + step
+    return [iso_utc(datetime.fromtimestamp(t, tz=timezone.utc)) for t in range(first, e - step + 1, step)]
+
+
+def missing_windows(size: str | None, start: datetime | None, end: datetime | None,
+                    groups: Sequence[GroupResult], versions: Sequence[str | None]) -> list[Finding]:
+    """``missing_window`` for each expected window without rows, per model version; ``stale`` (critical)
+    when the newest expected window is missing."""
+    if not size:
+        return []
+    seen = {(g.key.window_start, g.key.model_version) for g in groups if g.key.slice is None}
+    starts = [w for w, _ in seen if w]
+    lo = start or (min(datetime.fromisoformat(w.replace("Z", "+00:00")) for w in starts) if starts else None)
+    hi = end
+    if lo is None or hi is None:
+        return []
+    expected = expected_windows(size, lo, hi)
+    out: list[Finding] = []
+    for v in versions:
+        have = sorted(w for w, mv in seen if mv == v)
+        gaps = [w for w in expected if (w, v) not in seen]
+        for w in gaps:
+            out.append(Finding("warning", "missing_window", f"no rows in the window starting {w}", None, w, None, v))
+        if expected and expected[-1] in gaps:
+            since = have[-1] if have else None
+            run = [w for w in expected if w > (since or "")]
+            out.append(Finding("critical", "stale", f"no rows since {since or 'the start of the range'}: "
+                               f"{len(run)} expected window(s) missing, the newest {expected[-1]}", None,
+                               expected[-1], None, v))
+    return out
