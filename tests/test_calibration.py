@@ -51,7 +51,9 @@ def profiled(values: np.ndarray, bins: Bins | None = None, k: int = 200) -> Colu
     edges = np.asarray(bins.edges)
     below = np.searchsorted(np.sort(fin), edges, side="left")
     counts = np.diff(np.concatenate([[0], below, [fin.size]]))
-    return ColumnProfile(**{**col.__dict__, "bins": Bins(tuple(int(c) for c in counts), edges=bins.edges)})
+    tails = (float(np.sum(edges[0] - fin[fin < edges[0]])), float(np.sum(fin[fin >= edges[-1]] - edges[-1])))
+    return ColumnProfile(**{**col.__dict__, "bins": Bins(tuple(int(c) for c in counts), edges=bins.edges,
+                                                         tails=tails)})
 
 
 def reference(values: np.ndarray) -> tuple[ColumnProfile, Bins]:
@@ -119,6 +121,34 @@ def test_wasserstein_sees_drift_in_the_extreme_tail():
     old_grid = [(i + 0.5) / 200 for i in range(200)]
     old = wasserstein_from_quantiles(np.quantile(ref, old_grid), np.quantile(cur, old_grid), scale=ref.std())
     assert old < 0.03  # what the defect looked like
+
+
+@pytest.mark.parametrize(
+    ("make", "shift"),
+    [(lambda r, n: r.normal(size=n), 0.0), (lambda r, n: r.normal(size=n), 0.1),
+     (lambda r, n: r.lognormal(0, 1, size=n), 0.0), (lambda r, n: r.lognormal(0, 1, size=n), 0.2)],
+)
+def test_wasserstein_from_exact_bins_has_no_sketch_floor(make, shift):
+    """From two KLL sketches W1 read 0.06 to 0.09 reference sds on undrifted heavy-tailed windows at 250k
+    rows; from the exact bin counts and tail sums it is within 0.01 of scipy on the raw values."""
+    rng = np.random.default_rng(11)
+    ref_values = make(rng, 350_000)
+    cur_values = make(rng, 250_000) + shift * ref_values.std()
+    ref, bins = reference(ref_values)
+    value, _ = compute("wasserstein", ref, profiled(cur_values, bins))
+    expected = sps.wasserstein_distance(ref_values, cur_values) / ref_values.std(ddof=1)
+    assert value == pytest.approx(expected, abs=0.01)
+
+
+def test_wasserstein_from_bins_sees_outliers_through_the_tail_sums():
+    rng = np.random.default_rng(12)
+    ref_values = rng.normal(size=100_000)
+    cur_values = rng.normal(size=100_000)
+    cur_values[:200] = 50.0
+    ref, bins = reference(ref_values)
+    value, _ = compute("wasserstein", ref, profiled(cur_values, bins))
+    expected = sps.wasserstein_distance(ref_values, cur_values) / ref_values.std(ddof=1)
+    assert value == pytest.approx(expected, rel=0.05)
 
 
 @pytest.mark.parametrize("n", [10_000, 100_000])

@@ -551,3 +551,14 @@ def test_dataset_drift_rejects_bad_input():
         dataset_drift({"a": True}, weights={"a": float("nan")})
     with pytest.raises(ValueError, match="share_threshold"):
         dataset_drift({"a": True}, share_threshold=1.5)
+
+
+def test_wasserstein_from_bins_hand_worked():
+    """Reference uniform on [0, 1) (one bin, 10 rows), current all at 2 (beyond the last edge: its tail sum
+    is 10 x (2 - 1)): W1 = E|2 - U| = 1.5, as 0.5 inside the bin plus 1 in the upper tail."""
+    from spark_audit.drift.stats import wasserstein_from_bins
+
+    assert wasserstein_from_bins([0.0, 1.0], [0, 10, 0], [0, 0, 10], (0.0, 0.0), (0.0, 10.0)) == pytest.approx(1.5)
+    assert wasserstein_from_bins([0.0, 1.0], [0, 10, 0], [0, 10, 0], (0.0, 0.0), (0.0, 0.0)) == 0.0
+    with pytest.raises(ValueError):
+        wasserstein_from_bins([0.0, 1.0], [0, 10], [0, 10], (0.0, 0.0), (0.0, 0.0))

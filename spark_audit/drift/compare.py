@@ -109,7 +109,15 @@ def _ks(ref: ColumnProfile, cur: ColumnProfile):
 
 
 def _wasserstein(ref: ColumnProfile, cur: ColumnProfile):
-    """W1 between the weighted items the two KLL sketches keep: the whole range, tails included."""
+    """W1 from the exact counts on the reference's bins and the exact tail sums when both sides have
+    them (no sketch error); else between the weighted items the two KLL sketches keep. Either way the
+    whole range counts, tails included."""
+    rb, cb = ref.bins, cur.bins
+    if rb is not None and cb is not None and rb.same_bins(cb) and rb.edges and rb.tails and cb.tails:
+        sketch = ref.kll_sketch()
+        return float(stats.wasserstein_from_bins(
+            rb.edges, rb.counts, cb.counts, rb.tails, cb.tails, scale=ref.std or 0.0,
+            ref_quantile=None if sketch is None else sketch.get_quantiles)), None
     ri, ci = ref.kll_items(), cur.kll_items()
     if ri is None or ci is None:
         return math.nan, None

@@ -127,6 +127,11 @@ def column_exprs(
         if bins is not None and bins.edges is not None:
             # cumulative counts below each inner edge; the last bin is the rest
             out += [F.count_if(f < F.lit(e)).alias(f"{p}lt{j}") for j, e in enumerate(bins.edges)]
+            if bins.edges:
+                # exact tails: how far values reach below the first edge and above the last one
+                # (sums of (e_1 - x)^+ and (x - e_K)^+), so Wasserstein from the bins sees outliers
+                lo, hi = F.lit(bins.edges[0]), F.lit(bins.edges[-1])
+                out += [F.sum(F.when(f < lo, lo - f)).alias(p + "tlo"), F.sum(F.when(f >= hi, f - hi)).alias(p + "thi")]
     elif col.kind == "categorical":
         s = c.cast("string")
         n = F.length(s)
@@ -192,7 +197,9 @@ def column_from_row(
         if bins is not None and bins.edges is not None:
             below = [int(g(f"{p}lt{j}") or 0) for j in range(len(bins.edges))]
             cum = [0, *below, nf]
-            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:], strict=False)), edges=bins.edges)
+            tails = (float(g(p + "tlo") or 0.0), float(g(p + "thi") or 0.0)) if bins.edges else None
+            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:], strict=False)), edges=bins.edges,
+                        tails=tails)
         base.update(
             nan=nan, pos_inf=pinf, neg_inf=ninf, zeros=int(g(p + "zeros") or 0), n_finite=nf,
             mean=center + s1 / nf if nf else None, m2=max(s2 - s1 * s1 / nf, 0.0) if nf else None,

@@ -42,12 +42,16 @@ class Bins:
     counts: tuple[int, ...]
     edges: tuple[float, ...] | None = None
     categories: tuple[str, ...] | None = None
+    # numeric: exact sums of (e_1 - x) over the values below the first edge and of (x - e_K) over
+    # those at or above the last one; with the counts they give the tails' part of Wasserstein
+    tails: tuple[float, float] | None = None
 
     def same_bins(self, other: Bins) -> bool:
         return self.edges == other.edges and self.categories == other.categories
 
     def to_dict(self) -> dict[str, Any]:
-        return {"counts": list(self.counts), "edges": _list(self.edges), "categories": _list(self.categories)}
+        return {"counts": list(self.counts), "edges": _list(self.edges), "categories": _list(self.categories),
+                "tails": _list(self.tails)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Bins:
@@ -55,6 +59,7 @@ class Bins:
             counts=tuple(int(c) for c in d["counts"]),
             edges=None if d.get("edges") is None else tuple(float(e) for e in d["edges"]),
             categories=None if d.get("categories") is None else tuple(str(c) for c in d["categories"]),
+            tails=None if d.get("tails") is None else (float(d["tails"][0]), float(d["tails"][1])),
         )
 
 
@@ -221,7 +226,10 @@ class ColumnProfile:
         bins = None
         if self.bins is not None and other.bins is not None and self.bins.same_bins(other.bins):
             summed = tuple(a + b for a, b in zip(self.bins.counts, other.bins.counts, strict=True))
-            bins = replace(self.bins, counts=summed)
+            tails = None
+            if self.bins.tails is not None and other.bins.tails is not None:
+                tails = (self.bins.tails[0] + other.bins.tails[0], self.bins.tails[1] + other.bins.tails[1])
+            bins = replace(self.bins, counts=summed, tails=tails)
         return replace(
             self,
             dtype=self.dtype if self.dtype == other.dtype else f"{self.dtype}|{other.dtype}",
