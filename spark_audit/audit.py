@@ -15,6 +15,7 @@ from scipy.stats import norm
 
 from spark_audit import quality, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
+from spark_audit.contract.compile import tolerates_share
 from spark_audit.drift import noise
 from spark_audit.drift.compare import DRIFT_KINDS, DriftResult, compare_profiles, compute, dataset_verdict, reference_bins
 from spark_audit.drift.stats import STATISTICS
@@ -469,6 +470,7 @@ def _check_contract(
             rules += unique.get((g.key.window_start, g.key.model_version), [])
         per_group += [(g.key, r) for r in rules]
     sampled = 0
+    key_rows = {g.key: g.profile.row_count for g in groups}
     for key, r in per_group:
         k = key or GroupKey()
         result.violations.append(dict(
@@ -476,6 +478,9 @@ def _check_contract(
         ))
         if r.passed is not False:  # True: passed; None: not evaluated, the schema result is the finding
             continue
+        if key is not None and key_rows.get(key, spec.findings.min_rows) < spec.findings.min_rows \
+                and tolerates_share(plan.rule(r.rule_id).threshold):
+            continue  # a share tolerance says nothing on a group too small to judge: recorded only
         result.findings.append(Finding(r.severity, "contract", f"{r.rule_id}: {r.message}", r.column,
                                        k.window_start, k.slice, k.model_version))
         if key is None or key.slice is not None or sampled >= MAX_SAMPLED_FAILURES or not spec.contract.sample_rows:

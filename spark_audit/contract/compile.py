@@ -410,6 +410,12 @@ def _result(r: PlanRule, failing: int, total: int, passed: bool, message: str,
     )
 
 
+def tolerates_share(t) -> bool:
+    """An upper bound on a share of rows that is above zero (a tolerance, not a ban)."""
+    return (t is not None and t.unit == "percent" and t.operator in ("mustBeLessOrEqualTo", "mustBeLessThan")
+            and isinstance(t.value, (int, float)) and float(t.value) > 0)
+
+
 def _count_result(r: PlanRule, value: Any, total: int) -> RuleResult:
     failing = int(value or 0)
     fraction = failing / total if total else 0.0

@@ -43,7 +43,8 @@ never by data like the reference's, and to tolerate the rare row that still is:
 4. Not below 0 when the reference has no negative value (this is what catches
    -1/-999 sentinels on a positive column); whole numbers for integer columns.
 5. The rule tolerates ``max_out_of_range_percent`` (0.1%) of a group's rows
-   outside, so one row in 4,000 is no violation while a sentinel flood (1% of
+   outside, and at least one row of a 500-row group (0.2 %, so a lone outlier in
+   a slice is not a violation either), so one row in 4,000 is no violation while a sentinel flood (1% of
    rows = -999) or a unit change still is; its severity is ``warning``, because a
    plausibility bound guessed from data is not a broken promise. It is an ODCS
    ``invalidValues`` rule with ``arguments.minimum/maximum`` (``logicalTypeOptions``
@@ -154,7 +155,9 @@ def _infer_property(col: Any, *, tolerance: float, max_categories: int, margin: 
             quality.append({
                 "metric": "invalidValues",
                 "arguments": {"minimum": bounds[0], "maximum": bounds[1]},
-                "mustBeLessOrEqualTo": out_of_range,
+                # at least one row of the smallest group judged (SAMPLING_ROWS): a lone outlier in a
+                # 600-row slice is not a broken contract, a flood of sentinels still is
+                "mustBeLessOrEqualTo": max(out_of_range, 100.0 / SAMPLING_ROWS) if out_of_range > 0 else 0,
                 "unit": "percent",
                 "severity": "warning",
                 "description": "Plausible range: the reference's p0.1-p99.9 widened (see spark_audit.contract.infer).",
