@@ -319,6 +319,14 @@ def scenarios(quick: bool) -> list[Scenario]:
     add(name="halved_day", what="half of one audited day's rows are lost",
         build=lambda s, sc, h: _one_table(s, sc, h, lambda df: df.where((_day() != D + 2) | (F.col("_u14") < 0.5))),
         fault=Fault(("volume",), (None,), (D + 2,), "warning"))
+    # income correlated with age (0.8) in the reference; from the 4th audited day it follows an independent
+    # draw with the same distribution: both marginals kept, the joint distribution changed
+    add(name="decorrelated_pair", what="income decorrelated from age from the 4th audited day, marginals kept",
+        build=lambda s, sc, h: _one_table(s, sc, h, lambda df: df.withColumn(
+            "income", F.round(F.exp(F.lit(10.6) + F.lit(0.45) * (
+                F.lit(0.8) * F.when(_day() >= D + 3, F.col("_z4")).otherwise(F.col("_z1"))
+                + F.lit(0.6) * F.col("_z3"))), 2))),
+        fault=Fault(("multivariate_drift",), (None,), tuple(range(D + 3, D + 7)), "warning"))
     add(name="stable_30", what=f"{stable_days} stable daily windows, inferred contract", audit_days=stable_days,
         build=lambda s, sc, h: _one_table(s, sc, h), mode="stable")
     add(name="tiny_window", what="one audited day has only 20 rows, drifted (balance +2 sd, credit_score -100)",

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
-from spark_audit import quality, store, table_checks
+from spark_audit import multivariate, quality, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.contract.compile import tolerates_share
 from spark_audit.drift import noise
@@ -140,8 +140,13 @@ def profile_reference(
         base = first[0]
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
         centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+        pca_names = multivariate.pca_features(spec.features, base.profile)
+        pca_means = [float(base.profile.columns[n].mean) for n in pca_names]
+        pca_stds = [float(base.profile.columns[n].std) for n in pca_names]
+        pca_exprs = multivariate.cross_moment_exprs(pca_names, pca_means, pca_stds) if len(pca_names) > 1 else []
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers, extra_exprs=q_exprs + table_checks.duplicate_exprs(df.columns))
+                                centers=centers,
+                                extra_exprs=q_exprs + table_checks.duplicate_exprs(df.columns) + pca_exprs)
     key = GroupKey(
         window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
@@ -167,7 +172,12 @@ def profile_reference(
         return replace(merged, columns=cols, extras=extras)
 
     slices = {label: whole(label) for label in windows if label is not None}
-    profile = replace(whole(None), key=key, slices=slices)
+    profile = whole(None)
+    extras = dict(profile.extras)
+    if windowed:
+        extras.update(multivariate.reference_extras(pca_names, pca_means, pca_stds, windows[None],
+                                                    GroupResult(key, profile, children=list(windows[None]))))
+    profile = replace(profile, key=key, slices=slices, extras=extras)
     return profile, version
 
 
@@ -357,7 +367,9 @@ def run_audit(
     if contract is not None:
         plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
-        extra = table_checks.duplicate_exprs(df.columns) + (plan.exprs if plan else []) + (
+        pca = ref.profile.extras.get("pca")
+        extra = table_checks.duplicate_exprs(df.columns) + (multivariate.error_exprs(pca) if pca else []) + (
+            plan.exprs if plan else []) + (
             quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
         centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
@@ -392,7 +404,9 @@ def run_audit(
             candidates += missing_candidates(baseline, g, columns, base_noise, judged=judged[id(g)])
             table = baseline.extras.get("table")
             candidates += [c for c in (table_checks.volume_candidate(table, g),
-                                       table_checks.duplicate_candidate(table, g, judged=judged[id(g)])) if c]
+                                       table_checks.duplicate_candidate(table, g, judged=judged[id(g)]),
+                                       None if k.slice else multivariate.candidate(pca, g, judged=judged[id(g)]))
+                           if c]
             drift = compare_profiles(baseline, g.profile, features, spec.drift, base_noise)
             rows = _drift_rows(drift, g, "reference", ref.uri, common)
             result.drift += rows

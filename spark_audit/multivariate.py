@@ -1,0 +1,143 @@
+"""Multivariate drift: PCA reconstruction error (NannyML's method), in the same scan, no UDF.
+
+Joint drift keeps every marginal and changes how features move together (income
+decorrelated from age): no column-by-column statistic sees it. Here:
+
+* **Reference.** The numeric features (at most ``MAX_FEATURES``, the most important
+  first) are standardised by the reference's means and standard deviations (a missing
+  value counts as the mean: 0). The reference's one windowed aggregation adds their
+  mergeable cross-moment sums ``sum z_i z_j``; their merge over all windows is the
+  correlation matrix, whose leading principal components covering ``VARIANCE_SHARE`` of
+  the variance are kept. Each reference window's mean reconstruction error follows from
+  its own cross-moments, ``tr((I - P P^T) S_w) / n_w``, with no second pass: that is
+  the reference's own window-to-window band.
+* **Audit.** Each row's reconstruction error ``sum_j z_j^2 - sum_k (p_k . z)^2`` is a
+  plain column expression; its sum and sum of squares join the audit's aggregation. A
+  window's mean error is material when it leaves the reference windows' band (mean +
+  3 sd, NannyML's rule) and has evidence when it is beyond sampling error too.
+
+The cost is bounded: p (p + 1) / 2 sums at reference time only, and two sums of one
+expression with p + k p multiplications per row in an audit, p <= 20.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from scipy.stats import norm
+
+from spark_audit.findings import Candidate, Finding
+from spark_audit.names import col as _c
+from spark_audit.profile.profiler import GroupResult
+from spark_audit.profile.state import TableProfile
+
+MAX_FEATURES = 20
+VARIANCE_SHARE = 0.9
+BAND_SDS = 3.0
+M, R = "m__", "r__"
+
+
+def pca_features(features: Sequence[Any], ref: TableProfile) -> list[str]:
+    """Numeric features with a usable spread, the most important first, at most MAX_FEATURES."""
+    usable = [f for f in features if f.name in ref.columns and ref.columns[f.name].kind == "numeric"
+              and (ref.columns[f.name].std or 0) > 0 and ref.columns[f.name].mean is not None]
+    usable.sort(key=lambda f: -f.importance)
+    return [f.name for f in usable[:MAX_FEATURES]]
+
+
+def _z(name: str, mean: float, std: float) -> Column:
+    x = _c(name).cast("double")
+    ok = x.isNotNull() & ~F.isnan(x) & (F.abs(x) != F.lit(float("inf")))
+    return F.when(ok, (x - F.lit(mean)) / F.lit(std)).otherwise(F.lit(0.0))
+
+
+def cross_moment_exprs(names: Sequence[str], means: Sequence[float], stds: Sequence[float]) -> list[Column]:
+    """``sum z_i z_j`` for i <= j, mergeable by adding."""
+    z = [_z(n, m, s) for n, m, s in zip(names, means, stds, strict=True)]
+    return [F.sum(z[i] * z[j]).alias(f"{M}{i}_{j}") for i in range(len(z)) for j in range(i, len(z))]
+
+
+def moments_of(group: GroupResult, p: int) -> np.ndarray:
+    """The group's p x p cross-moment matrix (children added)."""
+    if group.children:
+        return sum((moments_of(c, p) for c in group.children), np.zeros((p, p)))
+    s = np.zeros((p, p))
+    for i in range(p):
+        for j in range(i, p):
+            s[i, j] = s[j, i] = float(group.row.get(f"{M}{i}_{j}") or 0.0)
+    return s
+
+
+def fit(s: np.ndarray, n: int, share: float = VARIANCE_SHARE) -> np.ndarray:
+    """Principal components (rows) of the standardised features covering ``share`` of the variance."""
+    cov = s / max(n, 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    values, vectors = np.clip(values[order], 0, None), vectors[:, order]
+    total = values.sum()
+    if total <= 0:
+        return np.zeros((0, s.shape[0]))
+    k = int(np.searchsorted(np.cumsum(values) / total, share - 1e-12) + 1)
+    return vectors[:, :k].T
+
+
+def window_error(s: np.ndarray, n: int, components: np.ndarray) -> float:
+    """Mean reconstruction error of a window from its cross-moments: tr((I - P^T P) S) / n."""
+    if n <= 0:
+        return math.nan
+    kept = float(np.sum((components @ s) * components))  # sum_k p_k^T S p_k
+    return (float(np.trace(s)) - kept) / n
+
+
+def reference_extras(names: list[str], means: list[float], stds: list[float],
+                     windows: Sequence[GroupResult], total: GroupResult) -> dict[str, Any]:
+    p = len(names)
+    if p < 2:
+        return {}
+    components = fit(moments_of(total, p), total.profile.row_count)
+    errors = [window_error(moments_of(w, p), w.profile.row_count, components) for w in windows]
+    return {"pca": {"features": names, "means": means, "stds": stds, "components": components.tolist(),
+                    "window_errors": [e for e in errors if math.isfinite(e)],
+                    "total_error": window_error(moments_of(total, p), total.profile.row_count, components)}}
+
+
+def error_exprs(pca: dict[str, Any]) -> list[Column]:
+    """Sum and sum of squares of each row's reconstruction error, for an audit's aggregation."""
+    z = [_z(n, m, s) for n, m, s in zip(pca["features"], pca["means"], pca["stds"], strict=True)]
+    err = sum((zj * zj for zj in z), F.lit(0.0))
+    for comp in pca["components"]:
+        proj = sum((F.lit(float(w)) * zj for w, zj in zip(comp, z, strict=True)), F.lit(0.0))
+        err = err - proj * proj
+    return [F.sum(err).alias(R + "sum"), F.sum(err * err).alias(R + "sq")]
+
+
+def _sums(group: GroupResult) -> tuple[float, float]:
+    if group.children:
+        parts = [_sums(c) for c in group.children]
+        return sum(a for a, _ in parts), sum(b for _, b in parts)
+    return float(group.row.get(R + "sum") or 0.0), float(group.row.get(R + "sq") or 0.0)
+
+
+def candidate(pca: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:
+    """A multivariate drift candidate of a window: its mean error against the reference windows' band."""
+    errors = (pca or {}).get("window_errors") or []
+    n = group.profile.row_count
+    if len(errors) < 3 or n < 2:
+        return None
+    total, sq = _sums(group)
+    mean = total / n
+    se = math.sqrt(max(sq / n - mean * mean, 0.0) / n)
+    mu, sd = float(np.mean(errors)), float(np.std(errors, ddof=1))
+    upper = mu + BAND_SDS * sd
+    z = (mean - mu) / math.sqrt(sd * sd + se * se) if sd > 0 or se > 0 else 0.0
+    k = group.key
+    f = Finding("warning", "multivariate_drift", f"PCA reconstruction error {mean:.3f} vs {mu:.3f} ± {sd:.3f} over "
+                f"the reference's windows (band up to {upper:.3f}; {len(pca['components'])} components of "
+                f"{len(pca['features'])} features)", None, k.window_start, k.slice, k.model_version,
+                "pca_reconstruction_error", mean, upper)
+    return Candidate(f, float(norm.sf(z)), mean > upper, judged)
