@@ -39,7 +39,7 @@ from spark_audit.reference import (
 from spark_audit.rows import finite, group_fields
 from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec
-from spark_audit.timeutil import iso_utc, parse_iso
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
 
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
@@ -74,11 +74,6 @@ def _features(spec: AuditSpec) -> list[tuple[str, str | None]]:
     return [(f.name, f.kind) for f in spec.features]
 
 
-def _interval_seconds(size: str) -> int:
-    n, unit = size.split()
-    return int(n) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.lower().rstrip("s")]
-
-
 def incremental_range(
     spark: SparkSession, spec: AuditSpec, *, now: datetime | None = None, end: datetime | None = None
 ) -> tuple[datetime | None, datetime | None]:
@@ -94,7 +89,7 @@ def incremental_range(
         else None
     end = end or spec.window.end
     if spec.window.size:
-        step = _interval_seconds(spec.window.size)
+        step = interval_seconds(spec.window.size)
         now_s = int((now or datetime.now(timezone.utc)).timestamp())
         whole = datetime.fromtimestamp(now_s - now_s % step, tz=timezone.utc)
         end = min(end, whole) if end else whole
@@ -430,7 +425,7 @@ def run_audit(
             if spec.quality.fairness is not None:
                 rows, fair = quality.fairness(spec, groups, common)
                 result.performance += rows
-                result.findings += fair
+                candidates += fair
     result.findings += decide(candidates, spec.findings.fdr)
     for g, features, rows in per_group:
         k = g.key

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from scipy.stats import chi2, norm
+from scipy.stats import norm
 
 from spark_audit.decay import (
     Calibration,
@@ -42,7 +42,6 @@ from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig, QualityS
 from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
-_CHI2_1_MEDIAN = float(chi2.median(1))
 
 
 def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFrame:
@@ -95,9 +94,10 @@ def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any],
 
 
 def window_phi(qspec: QualitySpec, states: list[dict[str, Any]], min_windows: int = 3) -> dict[str, float]:
-    """Per metric, how much the reference's windows vary beyond their sampling error: the median of
-    z^2 over the windows (each window against the merge of the others), over chi2(1)'s median,
-    floored at 1. Independent rows give about 1; NannyML learns its bands the same way."""
+    """Per metric, how much the reference's windows vary beyond their sampling error: the mean of z^2
+    over the windows (each window against the merge of the others), floored at 1, like the drift
+    tests' factors (``spark_audit.drift.noise``). Independent rows give about 1; NannyML learns its
+    bands from the reference's own chunks the same way."""
     states = [st for st in states if st]
     if len(states) < min_windows:
         return {}
@@ -115,7 +115,7 @@ def window_phi(qspec: QualitySpec, states: list[dict[str, Any]], min_windows: in
             if math.isfinite(a) and math.isfinite(b) and math.isfinite(se) and se > 0:
                 per_metric.setdefault(metric, []).append(((a - b) / se) ** 2)
     for metric, z2 in per_metric.items():
-        out[metric] = max(1.0, float(np.median(z2)) / _CHI2_1_MEDIAN)
+        out[metric] = max(1.0, float(np.mean(z2)))
     return out
 
 
@@ -283,8 +283,9 @@ def _attribute_value(slice_label: str, attribute: str) -> str | None:
 
 def fairness(
     spec: AuditSpec, groups: list[GroupResult], common: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Gaps between the groups of the protected attribute, per window and model version.
+) -> tuple[list[dict[str, Any]], list[Candidate]]:
+    """Gaps between the groups of the protected attribute, per window and model version, as candidates:
+    material past ``max_gap`` (or below ``min_ratio``), with a z-test of the two groups' rates as evidence.
 
     For each notion the per-group rate (precision, recall, rate of positive
     predictions) is computed from the groups' merged quality states; the row's
@@ -305,7 +306,7 @@ def fairness(
         states = by_window.setdefault(window, {})
         states[value] = merge_states(states.get(value, {}), state(g))
     rows: list[dict[str, Any]] = []
-    findings: list[Finding] = []
+    findings: list[Candidate] = []
     for window, states in sorted(by_window.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
         key = keys[window]
         metrics = {v: quality_from_row(cfg.measure, st, prefix=Q) for v, st in states.items()}
@@ -317,16 +318,24 @@ def fairness(
             lo, hi = min(rates, key=rates.get), max(rates, key=rates.get)
             gap = rates[hi] - rates[lo]
             detail = f"{rate} {rates[hi]:.3f} for {attr}={hi} vs {rates[lo]:.3f} for {attr}={lo}"
-            rows.append(_fairness_row(common, key, f"fairness.{attr}.{notion}_gap", gap, detail))
-            if gap > cfg.fairness.max_gap:
-                findings.append(Finding("warning", "fairness", f"{notion}: {detail} (gap {gap:.3f} > "
-                                        f"{cfg.fairness.max_gap:g})", attr, **where))
+            # evidence: the two groups' rates differ beyond their binomial sampling errors
+            se = math.hypot(metric_se(cfg.measure, rate, states[hi], Q), metric_se(cfg.measure, rate, states[lo], Q))
+            p = float(norm.sf(gap / se)) if math.isfinite(se) and se > 0 else math.nan
+            row = _fairness_row(common, key, f"fairness.{attr}.{notion}_gap", gap, detail)
+            rows.append(row)
+            findings.append(Candidate(Finding("warning", "fairness", f"{notion}: {detail} (gap {gap:.3f} > "
+                                              f"{cfg.fairness.max_gap:g})", attr, **where, statistic=f"{notion}_gap",
+                                              value=gap, threshold=cfg.fairness.max_gap),
+                                      p, gap > cfg.fairness.max_gap, True, [row]))
             if notion == "statistical_parity" and rates[hi] > 0:
                 ratio = rates[lo] / rates[hi]
-                rows.append(_fairness_row(common, key, f"fairness.{attr}.disparate_impact", ratio, detail))
-                if ratio < cfg.fairness.min_ratio:
-                    findings.append(Finding("warning", "fairness", f"disparate impact {ratio:.2f} < "
-                                            f"{cfg.fairness.min_ratio:g}: {detail}", attr, **where))
+                row = _fairness_row(common, key, f"fairness.{attr}.disparate_impact", ratio, detail)
+                rows.append(row)
+                findings.append(Candidate(Finding("warning", "fairness", f"disparate impact {ratio:.2f} < "
+                                                  f"{cfg.fairness.min_ratio:g}: {detail}", attr, **where,
+                                                  statistic="disparate_impact", value=ratio,
+                                                  threshold=cfg.fairness.min_ratio),
+                                          p, ratio < cfg.fairness.min_ratio, True, [row]))
     return rows, findings
 
 

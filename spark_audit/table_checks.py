@@ -35,7 +35,7 @@ from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import HLL_LG_K
-from spark_audit.timeutil import iso_utc
+from spark_audit.timeutil import interval_seconds, iso_utc
 
 ROWS_HLL = "t__rows_hll"
 VOLUME_RATIO = 1.5
@@ -108,14 +108,9 @@ def duplicate_candidate(ref_table: dict[str, Any] | None, group: GroupResult, *,
     return Candidate(f, float(norm.sf(delta / HLL_RSE)), delta >= DUPLICATE_MATERIAL, judged)
 
 
-def _step(size: str) -> int:
-    n, unit = size.split()
-    return int(n) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.lower().rstrip("s")]
-
-
 def expected_windows(size: str, start: datetime, end: datetime) -> list[str]:
     """Starts of the windows Spark's ``window(ts, size)`` makes that lie wholly in [start, end)."""
-    step = _step(size)
+    step = interval_seconds(size)
     s, e = int(start.timestamp()), int(end.timestamp())
     first = s if s % step == 0 else s - s % step + step
     return [iso_utc(datetime.fromtimestamp(t, tz=timezone.utc)) for t in range(first, e - step + 1, step)]

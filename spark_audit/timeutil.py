@@ -22,3 +22,9 @@ def iso_utc(v: Any) -> str | None:
 def parse_iso(v: str | None) -> datetime | None:
     """The aware UTC datetime of an ISO-8601 string; None stays None."""
     return None if v is None else datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+
+def interval_seconds(size: str) -> int:
+    """Seconds of a Spark interval such as "1 day", "6 hours" or "2 weeks" (the spec's window sizes)."""
+    n, unit = size.split()
+    return int(n) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.lower().rstrip("s")]
