@@ -142,6 +142,10 @@ def profile_reference(
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
                                 centers=centers,
                                 extra_exprs=q_exprs + table_checks.duplicate_exprs(df.columns) + pca_exprs)
+        # with a version column the audit judges each version's volume against that version's own
+        by_version = table_checks.count_by_version(df, replace(
+            by_window, model_version_column=spec.model.version_column), spec.slices) \
+            if windowed and spec.model.version_column else None
     key = GroupKey(
         window_start=iso_utc(spec.reference.start), window_end=iso_utc(spec.reference.end), model_version=model_version
     )
@@ -159,7 +163,8 @@ def profile_reference(
         cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
                 for n, c in merged.columns.items()}
         extras = noise.noise_extras(_noise(profiles, spec), len(profiles), spec.window.size if windowed else None)
-        extras.update(table_checks.table_extras(windows[label]) if windowed else {})
+        extras.update(table_checks.table_extras(windows[label], None if by_version is None else
+                                                by_version.get(label, {})) if windowed else {})
         if spec.quality:
             states = [quality.state(g) for g in windows[label]]
             total = quality.state(GroupResult(key, merged, children=list(windows[label])))

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 from datasketches import hll_sketch, hll_union
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
 from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
-from spark_audit.profile.profiler import GroupResult
+from spark_audit.profile.profiler import MODEL_VERSION, W_START, GroupResult, Grouping, with_group_columns
 from spark_audit.profile.state import HLL_LG_K
 from spark_audit.timeutil import interval_seconds, iso_utc
 
@@ -71,15 +71,40 @@ def duplicate_share(group: GroupResult) -> float | None:
     return max(0.0, 1.0 - hll_sketch.deserialize(b).get_estimate() / n)
 
 
-def table_extras(windows: Sequence[GroupResult]) -> dict[str, Any]:
-    """What a reference keeps for these checks: its windows' row counts and duplicate shares."""
+def table_extras(windows: Sequence[GroupResult], rows_by_version: dict[str, list[int]] | None = None,
+                 ) -> dict[str, Any]:
+    """What a reference keeps for these checks: its windows' row counts (per model version too, when the
+    table has a version column) and duplicate shares."""
     shares = [s for s in (duplicate_share(g) for g in windows) if s is not None]
-    return {"table": {"rows": [int(g.profile.row_count) for g in windows],
-                      "duplicate_share": float(np.mean(shares)) if shares else None}}
+    out: dict[str, Any] = {"rows": [int(g.profile.row_count) for g in windows],
+                           "duplicate_share": float(np.mean(shares)) if shares else None}
+    if rows_by_version is not None:
+        out["rows_by_version"] = rows_by_version
+    return {"table": out}
+
+
+def count_by_version(df: DataFrame, grouping: Grouping, slices: Sequence[str]) -> dict[str | None, dict[str, list[int]]]:
+    """Per slice label (None = all) and model version, the reference's row count of each window (a small
+    grouped count: the audit compares each version's windows with that version's own volume)."""
+    grouped = with_group_columns(df, grouping)
+    rows = grouped.groupBy(W_START, MODEL_VERSION, *slices).count().collect()
+    per: dict[str | None, dict[str, dict[Any, int]]] = {}
+    for r in rows:
+        labels = [None] + ([",".join(f"{c}={r[c]}" for c in slices)] if slices else [])
+        for label in labels:
+            by_window = per.setdefault(label, {}).setdefault(str(r[MODEL_VERSION]), {})
+            by_window[r[W_START]] = by_window.get(r[W_START], 0) + int(r["count"])
+    return {label: {v: [n for _, n in sorted(ws.items())] for v, ws in vs.items()} for label, vs in per.items()}
 
 
 def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Candidate | None:
-    rows = [r for r in (ref_table or {}).get("rows", []) if r > 0]
+    by_version = (ref_table or {}).get("rows_by_version")
+    if by_version is not None:
+        # a version the reference did not have has no volume to compare with
+        counts = by_version.get(str(group.key.model_version), [])
+    else:
+        counts = (ref_table or {}).get("rows", [])
+    rows = [r for r in counts if r > 0]
     if len(rows) < 3:
         return None
     mean = float(np.mean(rows))

@@ -44,3 +44,31 @@ def test_volume_doubling_halving_and_noise():
     steady = volume_candidate(ref, g(1, 4090))
     assert not steady.material and steady.p_value > 0.05
     assert volume_candidate({"rows": [4000, 4000]}, g(1, 9000)) is None  # too few reference windows
+
+
+def test_volume_per_model_version_uses_that_versions_reference_counts():
+    """A reference holding two versions' rows counts 8,000 a window; each version's audited window has
+    4,000. Pooled counts would call every window a halving; per-version counts do not, and a version
+    the reference never saw has no volume to judge."""
+    ref = {"rows": [8000] * 7, "rows_by_version": {"1": [4000, 4010, 3990, 4005, 3995, 4000, 4020],
+                                                     "2": [4000, 3980, 4015, 4000, 3990, 4010, 4005]}}
+    assert not volume_candidate(ref, g(1, 4000, version="1")).material
+    assert not volume_candidate(ref, g(1, 4030, version="2")).material
+    assert volume_candidate(ref, g(1, 2000, version="2")).material
+    assert volume_candidate(ref, g(1, 4000, version="3")) is None
+
+
+def test_count_by_version_on_spark(spark):
+    from datetime import timedelta
+
+    from spark_audit.profile.profiler import Grouping
+    from spark_audit.table_checks import count_by_version
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(t0 + timedelta(days=d, hours=h), v, r) for d in range(3) for v, n in (("1", 3), ("2", 2))
+            for h in range(n * (d + 1)) for r in ["a"]]
+    df = spark.createDataFrame(rows, "ts timestamp, mv string, region string")
+    got = count_by_version(df, Grouping(timestamp_column="ts", window="1 day", slices=("region",),
+                                        model_version_column="mv"), ["region"])
+    assert got[None] == {"1": [3, 6, 9], "2": [2, 4, 6]}
+    assert got["region=a"] == got[None]
