@@ -148,3 +148,17 @@ def test_duplicate_batch_missing_days_and_stale_source(audited):
     # no duplicate or volume finding on a stable day
     stable = {_day(i) for i in range(AUDIT_DAYS)}
     assert not [f for f in result.findings if f.kind in ("duplicates", "volume") and f.window_start in stable]
+
+
+def test_findings_table_is_idempotent_on_re_run(spark, audited):
+    spec, _, result, _ = audited
+    first = store.read(spark, spec.output, "findings").where(f"audit_name = '{spec.name}'")
+    keys = sorted(r.finding_key for r in first.select("finding_key").collect())
+    assert len(keys) == len(result.findings) and len(set(keys)) == len(keys)
+    again = run_audit(spark, spec, log_to_mlflow=False)
+    assert again.audit_key == result.audit_key
+    second = store.read(spark, spec.output, "findings").where(f"audit_name = '{spec.name}'")
+    assert sorted(r.finding_key for r in second.select("finding_key").collect()) == keys
+    crit = (store.complete(spark, spec.output, "findings")
+            .where(f"audit_name = '{spec.name}' and severity = 'critical'").count())
+    assert crit == sum(f.severity == "critical" for f in again.findings)
