@@ -130,7 +130,8 @@ def complete(spark: SparkSession, output: OutputSpec, table: str, *, latest: boo
 
     With ``latest`` (the default), a window audited by several runs of the same
     audit (a daily run, then a backfill over it) shows only the rows of the run
-    that finished last; earlier runs' rows stay in the table for the record.
+    that finished last, per model version; earlier runs' rows stay in the table
+    for the record.
     """
     rows = read(spark, output, table)
     runs = read(spark, output, "audit_runs")
@@ -142,7 +143,9 @@ def complete(spark: SparkSession, output: OutputSpec, table: str, *, latest: boo
         "audit_key", F.col("audit_run_id").alias("_rid"), F.col("finished_at").alias("_fin"))
     out = rows.join(done, on="audit_key").where(F.col("audit_run_id") == F.col("_rid")).drop("_rid")
     if latest and "window_start" in rows.columns:
-        newest = F.max("_fin").over(Window.partitionBy("audit_name", "window_start"))
+        # per model version: one version's audit of a window must not hide another version's
+        by = ["audit_name", "window_start"] + (["model_version"] if "model_version" in rows.columns else [])
+        newest = F.max("_fin").over(Window.partitionBy(*by))
         out = out.withColumn("_newest", newest).where(F.col("_fin") == F.col("_newest")).drop("_newest")
     return out.drop("_fin")
 

@@ -78,3 +78,16 @@ def test_a_table_written_with_an_older_schema_gains_the_new_columns(spark, tmp_p
     assert {"material", "q_value", "noise"} <= set(df.columns)
     got = sorted((r.audit_key, r.material, r.q_value) for r in df.collect())
     assert got == [("new", True, 0.01), ("old", None, None)]
+
+
+def test_complete_keeps_the_newest_run_per_model_version(spark, tmp_path):
+    """Version 2's audit of a window finished after version 1's: both stay visible."""
+    out = OutputSpec(path=str(tmp_path))
+    for key, version, fin in (("k1", "1", datetime(2026, 1, 2, tzinfo=timezone.utc)),
+                              ("k2", "2", datetime(2026, 1, 3, tzinfo=timezone.utc))):
+        store.write_rows(spark, out, "drift_metrics", [dict(r, model_version=version) for r in rows(key, ["a"])],
+                         audit_key=key)
+        store.write_rows(spark, out, "audit_runs", [dict(audit_key=key, audit_run_id=f"run-{key}", audit_name="a",
+                                                         status="complete", finished_at=fin)], audit_key=key)
+    got = sorted(r.model_version for r in store.complete(spark, out, "drift_metrics").collect())
+    assert got == ["1", "2"]
