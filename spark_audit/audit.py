@@ -402,7 +402,8 @@ def run_audit(
             base_noise = noise.noise_from_extras(baseline.extras)
             features = tuple(f for f in spec.features if not (k.slice and f.name in spec.slices))
             candidates += missing_candidates(baseline, g, columns, base_noise, judged=judged[id(g)])
-            table = baseline.extras.get("table")
+            # a slice the reference never saw has no volume of its own to compare with
+            table = baseline.extras.get("table") if not k.slice or k.slice in ref.profile.slices else None
             candidates += [c for c in (table_checks.volume_candidate(table, g),
                                        table_checks.duplicate_candidate(table, g, judged=judged[id(g)]),
                                        None if k.slice else multivariate.candidate(pca, g, judged=judged[id(g)]))

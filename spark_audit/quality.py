@@ -34,6 +34,7 @@ from spark_audit.decay import (
     zscore,
 )
 from spark_audit.decay.uncertainty import ESTIMATED, SE_METRICS, estimated_se, metric_se
+from spark_audit.drift.noise import MAX_WINDOWS
 from spark_audit.findings import Candidate, Finding
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
@@ -98,7 +99,7 @@ def window_phi(qspec: QualitySpec, states: list[dict[str, Any]], min_windows: in
     over the windows (each window against the merge of the others), floored at 1, like the drift
     tests' factors (``spark_audit.drift.noise``). Independent rows give about 1; NannyML learns its
     bands from the reference's own chunks the same way."""
-    states = [st for st in states if st]
+    states = [st for st in states if st][-MAX_WINDOWS:]  # the newest windows, as for the drift noise
     if len(states) < min_windows:
         return {}
     out: dict[str, float] = {}
