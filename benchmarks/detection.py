@@ -443,7 +443,9 @@ def classify(o: Outcome) -> None:
         if fault is None:
             o.false.append(f)
             continue
-        about = f.column in fault.columns and _on_faulted_day(f, fault)
+        # a table-level finding (no column: volume, multivariate drift, ...) on a faulted window of the faulted
+        # model version is caused by the fault too: related, not a false alarm
+        about = (f.column in fault.columns or f.column is None) and _on_faulted_day(f, fault)
         if about and f.kind in fault.kinds and _version_and_slice(f, fault, need_slice=True):
             (o.hits if rank(f.severity) >= rank(fault.min_severity) else o.weak).append(f)
         elif about and _version_and_slice(f, fault, need_slice=False):
