@@ -37,7 +37,7 @@ from spark_audit.reference import (
     resolve_model_version,
 )
 from spark_audit.rows import finite, group_fields
-from spark_audit.source import read_source
+from spark_audit.source import commit_time, read_source
 from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
 
@@ -60,6 +60,8 @@ class AuditResult:
     mlflow_run_id: str | None = None
     # the registered model version audited: the spec's version, or the one its alias named when the audit ran
     model_version: str | None = None
+    newest_row_at: datetime | None = None  # freshness: the newest audited row, the source version's commit
+    source_committed_at: datetime | None = None
 
     @property
     def worst_severity(self) -> str | None:
@@ -368,7 +370,8 @@ def run_audit(
         plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
         pca = ref.profile.extras.get("pca")
-        extra = table_checks.duplicate_exprs(df.columns) + (multivariate.error_exprs(pca) if pca else []) + (
+        extra = table_checks.duplicate_exprs(df.columns) + table_checks.newest_exprs(spec.source.timestamp_column) + (
+            multivariate.error_exprs(pca) if pca else []) + (
             plan.exprs if plan else []) + (
             quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
         centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
@@ -394,6 +397,16 @@ def run_audit(
         result.findings += schema_changes(ref.profile, groups, columns)
         versions = sorted({g.key.model_version for g in groups}, key=str)
         result.findings += table_checks.missing_windows(spec.window.size, start, end, groups, versions)
+        result.newest_row_at = table_checks.newest_row(groups)
+        result.source_committed_at = commit_time(spark, spec.source, version)
+        if spec.window.size and (end is None or end.timestamp() >= now.timestamp() - 2 * interval_seconds(
+                spec.window.size)):  # the audit reaches the present: freshness means something
+            default = 2 * interval_seconds(spec.window.size)
+            f = spec.findings
+            result.findings += table_checks.freshness(
+                now, result.newest_row_at, result.source_committed_at,
+                max_row_age=interval_seconds(f.max_row_age) if f.max_row_age else default,
+                max_commit_age=interval_seconds(f.max_commit_age) if f.max_commit_age else default)
         previous: dict[tuple, GroupResult] = {}
         for g in groups:
             k = g.key
@@ -530,6 +543,7 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         model_name=spec.model.name, model_version=result.model_version, reference_uri=ref.uri,
         window_start=parse_iso(min(windows)) if windows else start, window_end=parse_iso(max(ends)) if ends else end,
         started_at=datetime.now(timezone.utc), groups=len(result.groups), mlflow_run_id=result.mlflow_run_id,
+        newest_row_at=result.newest_row_at, source_committed_at=result.source_committed_at,
     )
     store.write_rows(spark, out, "audit_runs", [dict(run, status="running")], audit_key=result.audit_key)
     common = dict(audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,

@@ -25,6 +25,16 @@ def delta_identifier(source: SourceSpec) -> str:
     return f"delta.{_quote(str(source.path))}"
 
 
+def commit_time(spark: SparkSession, source: SourceSpec, version: int):
+    """When ``version`` of the source was committed (a datetime), from ``DESCRIBE HISTORY``; None if unknown."""
+    try:
+        row = (spark.sql(f"DESCRIBE HISTORY {delta_identifier(source)}").where(f"version = {int(version)}")
+               .select("timestamp").first())
+    except AnalysisException:
+        return None
+    return None if row is None else row[0]
+
+
 def current_version(spark: SparkSession, source: SourceSpec) -> int:
     """The table's latest Delta version.
 

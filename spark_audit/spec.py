@@ -102,6 +102,10 @@ class FindingsSpec:
 
     fdr: float = 0.05  # false discovery rate: Benjamini-Hochberg across every test of the audit
     min_rows: int = 200  # a group (window x slice x model version) with fewer rows is recorded, not judged
+    # freshness: the newest row and the source's latest Delta commit may be at most this old (an interval
+    # like "2 days") when the audit reaches the present; None = twice the window size
+    max_row_age: str | None = None
+    max_commit_age: str | None = None
 
 
 @dataclass(frozen=True)
@@ -396,11 +400,16 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         critical_factor=r.float_(d, "critical_factor", "drift", DriftSpec.critical_factor, lo=1.0)
         or DriftSpec.critical_factor,
     )
-    fs = r.mapping(top.get("findings"), "findings", ("fdr", "min_rows"))
+    fs = r.mapping(top.get("findings"), "findings", ("fdr", "min_rows", "max_row_age", "max_commit_age"))
+    ages = {k: r.str_(fs, k, "findings") for k in ("max_row_age", "max_commit_age")}
+    for k, v in ages.items():
+        if v is not None and not _INTERVAL.match(v):
+            raise r.fail(f"findings.{k}", f"expected an interval like '2 days' or '6 hours', got {v!r}")
     fdr = r.float_(fs, "fdr", "findings", FindingsSpec.fdr, lo=0.0)
     if fdr is None or not 0.0 < fdr < 1.0:
         raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
-    findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0)
+    findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0,
+                            **ages)
     p = r.mapping(top.get("profile"), "profile", ("top_k", "kll_k"))
     profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
                           kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200)

@@ -42,7 +42,7 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
             *_RUN, ("spec_hash", S), ("model_name", S), ("model_version", S), ("reference_uri", S),
             ("window_start", TS), ("window_end", TS), ("status", S), ("started_at", TS), ("finished_at", TS),
             ("groups", L), ("findings", L), ("worst_severity", S), ("exit_code", L), ("mlflow_run_id", S),
-            ("message", S),
+            ("message", S), ("newest_row_at", TS), ("source_committed_at", TS),
         ),
         ("audit_key",),
     ),

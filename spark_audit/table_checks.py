@@ -38,6 +38,7 @@ from spark_audit.profile.state import HLL_LG_K
 from spark_audit.timeutil import interval_seconds, iso_utc
 
 ROWS_HLL = "t__rows_hll"
+NEWEST = "t__newest"
 VOLUME_RATIO = 1.5
 DUPLICATE_MATERIAL = 0.05
 HLL_RSE = 1.04 / math.sqrt(2**HLL_LG_K)
@@ -166,4 +167,42 @@ def missing_windows(size: str | None, start: datetime | None, end: datetime | No
             out.append(Finding("critical", "stale", f"no rows since {since or 'the start of the range'}: "
                                f"{len(run)} expected window(s) missing, the newest {expected[-1]}", None,
                                expected[-1], None, v))
+    return out
+
+
+def newest_exprs(timestamp_column: str | None) -> list[Column]:
+    """The newest row's time (epoch microseconds) per group, for freshness."""
+    if not timestamp_column:
+        return []
+    return [F.max(F.unix_micros(_c(timestamp_column).cast("timestamp"))).alias(NEWEST)]
+
+
+def newest_row(groups: Sequence[GroupResult]) -> datetime | None:
+    """The newest row's time over the groups (their finest rows)."""
+    def walk(g: GroupResult):
+        if g.children:
+            for c in g.children:
+                yield from walk(c)
+        elif g.row.get(NEWEST) is not None:
+            yield int(g.row[NEWEST])
+
+    found = [v for g in groups for v in walk(g)]
+    return datetime.fromtimestamp(max(found) / 1e6, tz=timezone.utc) if found else None
+
+
+def freshness(now: datetime, newest: datetime | None, committed: datetime | None, *, max_row_age: float,
+              max_commit_age: float) -> list[Finding]:
+    """``freshness`` warnings when the newest row or the source's latest commit is older than allowed
+    (seconds). Call it only for an audit that reaches the present: a backfill of old windows is not stale."""
+    out = []
+    for what, when, limit in (("newest row", newest, max_row_age), ("latest Delta commit", committed, max_commit_age)):
+        if when is None:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        age = (now - when).total_seconds()
+        if age > limit:
+            out.append(Finding("warning", "freshness", f"the source's {what} is {age / 3600:.1f} h old "
+                               f"({iso_utc(when)}; allowed {limit / 3600:.1f} h)", None, None, None, None,
+                               "age_hours", age / 3600, limit / 3600))
     return out

@@ -72,3 +72,36 @@ def test_count_by_version_on_spark(spark):
                                         model_version_column="mv"), ["region"])
     assert got[None] == {"1": [3, 6, 9], "2": [2, 4, 6]}
     assert got["region=a"] == got[None]
+
+
+def test_freshness_of_the_newest_row_and_the_latest_commit():
+    from datetime import timedelta
+
+    from spark_audit.table_checks import NEWEST, freshness, newest_row
+
+    now = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    day = 86_400
+    older = [g(1), g(2)]
+    older[0].row[NEWEST] = int(datetime(2026, 1, 8, tzinfo=UTC).timestamp() * 1e6)
+    older[1].row[NEWEST] = int(datetime(2026, 1, 9, 6, tzinfo=UTC).timestamp() * 1e6)
+    newest = newest_row(older)
+    assert newest == datetime(2026, 1, 9, 6, tzinfo=UTC)
+    # the newest row is 30 h old: fine at 2 days, stale at 1 day; a commit 3 days old is stale at 2 days
+    assert freshness(now, newest, now - timedelta(hours=1), max_row_age=2 * day, max_commit_age=2 * day) == []
+    [row] = freshness(now, newest, None, max_row_age=day, max_commit_age=day)
+    assert row.kind == "freshness" and "newest row is 30.0 h old" in row.message
+    [commit] = freshness(now, None, now - timedelta(days=3), max_row_age=day, max_commit_age=2 * day)
+    assert "latest Delta commit" in commit.message and commit.value == 72.0
+
+
+def test_freshness_limits_are_validated_intervals():
+    import pytest
+
+    from spark_audit.errors import SpecError
+    from spark_audit.spec import parse_spec
+
+    base = {"name": "x", "source": {"path": "/t"}, "features": ["a"], "output": {"path": "/o"}}
+    spec = parse_spec({**base, "findings": {"max_row_age": "36 hours"}})
+    assert spec.findings.max_row_age == "36 hours" and spec.findings.max_commit_age is None
+    with pytest.raises(SpecError, match="findings.max_commit_age"):
+        parse_spec({**base, "findings": {"max_commit_age": "soon"}})

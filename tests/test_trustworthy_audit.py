@@ -162,3 +162,16 @@ def test_findings_table_is_idempotent_on_re_run(spark, audited):
     crit = (store.complete(spark, spec.output, "findings")
             .where(f"audit_name = '{spec.name}' and severity = 'critical'").count())
     assert crit == sum(f.severity == "critical" for f in again.findings)
+
+
+def test_an_audit_reaching_the_present_reports_an_old_newest_row(spark, audited):
+    spec, _, _, _ = audited
+    live = replace(spec, name="trust-live", window=replace(spec.window, end=None))
+    result = run_audit(spark, live, log_to_mlflow=False)
+    [fresh] = [f for f in result.findings if f.kind == "freshness"]
+    assert "newest row" in fresh.message and fresh.value > 24 * 30  # the table's rows are months old
+    # the last day with rows is the duplicated one, day REF_DAYS + AUDIT_DAYS + 2
+    assert result.newest_row_at.date() == (T0 + timedelta(days=REF_DAYS + AUDIT_DAYS + 2)).date()
+    assert result.source_committed_at is not None  # the commit is recent: no commit finding
+    run = store.read(spark, live.output, "audit_runs").where("audit_name = 'trust-live'").first()
+    assert run.newest_row_at is not None and run.source_committed_at is not None
