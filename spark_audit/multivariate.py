@@ -63,14 +63,13 @@ def cross_moment_exprs(names: Sequence[str], means: Sequence[float], stds: Seque
 
 
 def moments_of(group: GroupResult, p: int) -> np.ndarray:
-    """The group's p x p cross-moment matrix (children added)."""
-    if group.children:
-        return sum((moments_of(c, p) for c in group.children), np.zeros((p, p)))
+    """The group's p x p cross-moment matrix (its finest rows' sums added)."""
     s = np.zeros((p, p))
-    for i in range(p):
-        for j in range(i, p):
-            s[i, j] = s[j, i] = float(group.row.get(f"{M}{i}_{j}") or 0.0)
-    return s
+    for row in group.leaf_rows():
+        for i in range(p):
+            for j in range(i, p):
+                s[i, j] += float(row.get(f"{M}{i}_{j}") or 0.0)
+    return np.triu(s) + np.triu(s, 1).T
 
 
 def fit(s: np.ndarray, n: int, share: float = VARIANCE_SHARE) -> np.ndarray:
@@ -117,10 +116,8 @@ def error_exprs(pca: dict[str, Any]) -> list[Column]:
 
 
 def _sums(group: GroupResult) -> tuple[float, float]:
-    if group.children:
-        parts = [_sums(c) for c in group.children]
-        return sum(a for a, _ in parts), sum(b for _, b in parts)
-    return float(group.row.get(R + "sum") or 0.0), float(group.row.get(R + "sq") or 0.0)
+    rows = group.leaf_rows()
+    return (sum(float(r.get(R + "sum") or 0.0) for r in rows), sum(float(r.get(R + "sq") or 0.0) for r in rows))
 
 
 def candidate(pca: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:

@@ -72,12 +72,10 @@ def exprs(cfg: QualityConfig, calibration: Calibration | None) -> list[Column]:
 
 
 def state(group: GroupResult) -> dict[str, Any]:
-    """The group's quality state; a merged group adds its children's states (recursively)."""
-    if not group.children:
-        return {k: v for k, v in group.row.items() if k.startswith((Q, E))}
+    """The group's quality state: its finest rows' states, added up."""
     acc: dict[str, Any] = {}
-    for child in group.children:
-        acc = merge_states(acc, state(child))
+    for row in group.leaf_rows():
+        acc = merge_states(acc, {k: v for k, v in row.items() if k.startswith((Q, E))})
     return acc
 
 

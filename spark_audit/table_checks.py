@@ -50,17 +50,13 @@ def duplicate_exprs(columns: Sequence[str]) -> list[Column]:
 
 
 def _rows_hll(group: GroupResult) -> bytes | None:
-    if not group.children:
-        v = group.row.get(ROWS_HLL)
-        return None if v is None else bytes(v)
+    sketches = [bytes(r[ROWS_HLL]) for r in group.leaf_rows() if r.get(ROWS_HLL) is not None]
+    if len(sketches) <= 1:
+        return sketches[0] if sketches else None
     union = hll_union(HLL_LG_K)
-    seen = False
-    for child in group.children:
-        b = _rows_hll(child)
-        if b is not None:
-            union.update(hll_sketch.deserialize(b))
-            seen = True
-    return bytes(union.get_result().serialize_compact()) if seen else None
+    for b in sketches:
+        union.update(hll_sketch.deserialize(b))
+    return bytes(union.get_result().serialize_compact())
 
 
 def duplicate_share(group: GroupResult) -> float | None:
@@ -179,14 +175,7 @@ def newest_exprs(timestamp_column: str | None) -> list[Column]:
 
 def newest_row(groups: Sequence[GroupResult]) -> datetime | None:
     """The newest row's time over the groups (their finest rows)."""
-    def walk(g: GroupResult):
-        if g.children:
-            for c in g.children:
-                yield from walk(c)
-        elif g.row.get(NEWEST) is not None:
-            yield int(g.row[NEWEST])
-
-    found = [v for g in groups for v in walk(g)]
+    found = [int(r[NEWEST]) for g in groups for r in g.leaf_rows() if r.get(NEWEST) is not None]
     return datetime.fromtimestamp(max(found) / 1e6, tz=timezone.utc) if found else None
 
 

@@ -21,6 +21,7 @@ from spark_audit.decay.metrics import (
     roc_auc_from_bins,
 )
 from spark_audit.decay.uncertainty import (
+    SE_METRICS,
     delong_se_from_bins,
     estimated_se,
     f1_se,
@@ -148,16 +149,8 @@ def regression_hetero():
 # ----------------------------------------------------------------------------- simulations
 
 
-BINARY_METRICS = [
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "positive_rate",
-    "predicted_positive_rate",
-    "roc_auc",
-    "log_loss",
-]
+# every binary metric with a standard error (ece has none; the disagreement share has its own test)
+BINARY_METRICS = [m for m in SE_METRICS["binary"] if m not in ("ece", "prediction_threshold_disagreement")]
 
 
 @pytest.mark.parametrize("metric", BINARY_METRICS)

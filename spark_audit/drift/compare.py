@@ -165,12 +165,6 @@ def _applies(stat: str, kind: str) -> bool:
     return kind in kinds or (kind == "boolean" and "categorical" in kinds)
 
 
-def _sample_size(col: ColumnProfile) -> int:
-    if col.kind == "numeric":
-        return col.n_finite
-    return col.non_null
-
-
 def check_statistic(statistic: str, kind: str, column: str) -> None:
     if not _applies(statistic, kind):
         from spark_audit.errors import SpecError
@@ -191,7 +185,7 @@ def compare_column(
     kind = ref.kind
     if kind not in DRIFT_KINDS or cur.kind != kind:
         return []  # a column whose kind changed is a schema finding, not a distribution to compare
-    n_ref, n_cur = _sample_size(ref), _sample_size(cur)
+    n_ref, n_cur = ref.sample_size, cur.sample_size
     dkind = "categorical" if kind == "boolean" else kind
     default_stat, default_thr = stats.default_statistic(dkind, n_ref, n_cur)
     main = feature.drift.statistic or default_stat

@@ -140,7 +140,7 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
         z = two_proportion_z(missing_count(rest), rest.count, missing_count(win), win.count)
         if math.isfinite(z):
             z2.append(z * z)
-        n, m = _size(win), _size(rest)
+        n, m = win.sample_size, rest.sample_size
         for s in statistics:
             info = stats.STATISTICS[s]
             if info.null_scale is None or n <= 0 or m <= 0:
@@ -155,10 +155,6 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
         phi_ks=max(1.0, float(np.mean(k2))) if k2 else 1.0,
         normalised={s: v for s, v in normalised.items() if v},
     )
-
-
-def _size(col: ColumnProfile) -> int:
-    return col.n_finite if col.kind == "numeric" else col.non_null
 
 
 def noise_from_extras(extras: dict[str, Any]) -> dict[str, ColumnNoise] | None:

@@ -51,6 +51,13 @@ class GroupResult:
     row: dict[str, Any] = field(default_factory=dict)
     children: list[GroupResult] = field(default_factory=list)  # finest groups merged into this one
 
+    def leaf_rows(self) -> list[dict[str, Any]]:
+        """The aggregated rows of the finest groups this one merges (its own row when it is one): every
+        scan part reads its states from these and adds them up."""
+        if not self.children:
+            return [self.row]
+        return [r for c in self.children for r in c.leaf_rows()]
+
 
 def with_group_columns(df: DataFrame, grouping: Grouping) -> DataFrame:
     if grouping.window and grouping.timestamp_column:

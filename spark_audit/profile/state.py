@@ -107,6 +107,11 @@ class ColumnProfile:
         return self.count - self.nulls
 
     @property
+    def sample_size(self) -> int:
+        """The values a distribution comparison counts: finite numbers, or non-null values."""
+        return self.n_finite if self.kind == "numeric" else self.non_null
+
+    @property
     def null_fraction(self) -> float:
         return self.nulls / self.count if self.count else float("nan")
 
