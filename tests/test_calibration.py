@@ -193,9 +193,15 @@ def _null_rate(n_ref: int, n_cur: int, trials: int, dist, seed: int) -> tuple[fl
     ],
 )
 def test_evidence_false_alarm_rate_is_near_nominal(n_ref, n_cur, dist):
-    rate, raised = _null_rate(n_ref, n_cur, 200, dist, seed=n_cur)
-    # nominal 5 %: within a factor of 2 (binned tests are somewhat conservative)
-    assert 0.025 / 2 <= rate <= 0.10, rate
+    """Averaged over reference draws: with one fixed reference the rate swings (0 % to 12 % measured),
+    because every window shares that reference's own sampling error. Before sparse bins were pooled, one
+    reference in six gave 30 % to 37 %: a single value beyond the reference's min or max added ~7 to X^2."""
+    runs = [_null_rate(n_ref, n_cur, 75, dist, seed=n_cur + k) for k in range(8)]
+    rate = float(np.mean([r for r, _ in runs]))
+    raised = float(np.mean([x for _, x in runs]))
+    # nominal 5 %; measured 2.5 % to 4.7 % (the binned KS and the Bonferroni pair are a little conservative):
+    # within a factor of 2 above, and 2.5 below to keep 600 draws' noise from failing a conservative test
+    assert 0.02 <= rate <= 0.10, rate
     assert raised <= 0.05
 
 

@@ -129,8 +129,9 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
         else:
             ref_h = cur_h = None
         if ref_h is not None and ref_h.sum() > 0 and cur_h.sum() > 0:
-            x2, _ = stats.chi_square(ref_h, cur_h)
-            df = int(np.count_nonzero((ref_h + cur_h) > 0)) - 1
+            pooled = stats.pool_sparse_bins(ref_h, cur_h)  # the same bins the evidence test reads
+            x2, _ = stats.chi_square(*pooled)
+            df = int(np.count_nonzero((pooled[0] + pooled[1]) > 0)) - 1
             if df > 0 and math.isfinite(x2):
                 x2_ratios.append(x2 / df)
             if win.kind == "numeric":
