@@ -17,7 +17,14 @@ from spark_audit import multivariate, quality, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.contract.compile import tolerates_share
 from spark_audit.drift import noise
-from spark_audit.drift.compare import DRIFT_KINDS, DriftResult, compare_profiles, compute, dataset_verdict, reference_bins
+from spark_audit.drift.compare import (
+    DRIFT_KINDS,
+    DriftResult,
+    compare_profiles,
+    compute,
+    dataset_verdict,
+    reference_bins,
+)
 from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import DataError, EmptyWindowError
 from spark_audit.findings import Candidate, Finding, decide, exit_code, worst
@@ -39,7 +46,7 @@ from spark_audit.reference import (
 from spark_audit.rows import finite, group_fields
 from spark_audit.source import commit_time, read_source
 from spark_audit.spec import AuditSpec
-from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration, parse_iso
 
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
@@ -405,8 +412,8 @@ def run_audit(
             f = spec.findings
             result.findings += table_checks.freshness(
                 now, result.newest_row_at, result.source_committed_at,
-                max_row_age=interval_seconds(f.max_row_age) if f.max_row_age else default,
-                max_commit_age=interval_seconds(f.max_commit_age) if f.max_commit_age else default)
+                max_row_age=parse_duration(f.max_row_age).total_seconds() if f.max_row_age else default,
+                max_commit_age=parse_duration(f.max_commit_age).total_seconds() if f.max_commit_age else default)
         previous: dict[tuple, GroupResult] = {}
         for g in groups:
             k = g.key

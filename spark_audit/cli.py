@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from spark_audit.errors import AuditError, EmptyWindowError, SpecError
+from spark_audit.timeutil import parse_time
 
 
 def _time(value: str) -> datetime:
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO-8601 date or time, got {value!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return parse_time(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +164,10 @@ def _contract_infer(args: argparse.Namespace, spark, spec, progress) -> int:
 
 def _contract_check(args: argparse.Namespace, progress) -> int:
     from spark_audit.contract import check_dataframe, compile_contract, load_contract, worst_severity
+    from spark_audit.findings import exit_code
     from spark_audit.session import get_spark
     from spark_audit.source import read_source
     from spark_audit.spec import SourceSpec
-
-    from spark_audit.findings import exit_code
 
     contract = load_contract(args.contract)
     with progress.phase("starting Spark"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 # The exit codes, the one table of them (the CLI, the jobs and the docs read it from here)
 EXIT_OK, EXIT_FINDINGS, EXIT_SPEC, EXIT_DATA = 0, 1, 2, 3
 EXIT_CODES = {

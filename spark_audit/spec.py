@@ -30,9 +30,9 @@ import yaml
 from spark_audit.decay.metrics import QualitySpec
 from spark_audit.errors import SpecError
 from spark_audit.profile.state import KINDS
+from spark_audit.timeutil import parse_duration, parse_time
 
 STAT_NAMES = ("psi", "js", "hellinger", "tv", "linf", "chi2", "ks", "wasserstein")
-_INTERVAL = re.compile(r"^\s*\d+\s+(second|minute|hour|day|week)s?\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -290,16 +290,16 @@ class _Reader:
         v = d.get(k)
         if v is None:
             return None
-        if isinstance(v, datetime):
-            dt = v
-        else:
-            try:
-                dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-            except ValueError:
-                raise self.fail(_join(key, k), f"expected an ISO-8601 date or time, got {v!r}") from None
-        if not isinstance(dt, datetime):
-            dt = datetime(dt.year, dt.month, dt.day)
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        try:
+            return parse_time(v)
+        except ValueError as e:
+            raise self.fail(_join(key, k), str(e)) from None
+
+    def duration(self, v: Any, key: str, spark_interval: bool = False) -> None:
+        try:
+            parse_duration(v, spark_interval=spark_interval)
+        except ValueError as e:
+            raise self.fail(key, str(e)) from None
 
     def str_list(self, value: Any, key: str) -> tuple[str, ...]:
         if value is None:
@@ -336,8 +336,8 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     source = _parse_source(r, top["source"], "source")
     w = r.mapping(top.get("window"), "window", ("size", "start", "end"))
     size = r.str_(w, "size", "window")
-    if size is not None and not _INTERVAL.match(size):
-        raise r.fail("window.size", f"expected an interval like '1 day' or '6 hours', got {size!r}")
+    if size is not None:
+        r.duration(size, "window.size", spark_interval=True)
     if size and not source.timestamp_column:
         raise r.fail("window.size", "windows need source.timestamp_column")
     window = WindowSpec(size=size, start=r.time(w, "start", "window"), end=r.time(w, "end", "window"))
@@ -403,8 +403,8 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     fs = r.mapping(top.get("findings"), "findings", ("fdr", "min_rows", "max_row_age", "max_commit_age"))
     ages = {k: r.str_(fs, k, "findings") for k in ("max_row_age", "max_commit_age")}
     for k, v in ages.items():
-        if v is not None and not _INTERVAL.match(v):
-            raise r.fail(f"findings.{k}", f"expected an interval like '2 days' or '6 hours', got {v!r}")
+        if v is not None:
+            r.duration(v, f"findings.{k}")
     fdr = r.float_(fs, "fdr", "findings", FindingsSpec.fdr, lo=0.0)
     if fdr is None or not 0.0 < fdr < 1.0:
         raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
@@ -468,6 +468,8 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
         lk = "quality.labels"
         ld = r.mapping(q["labels"], lk, ("path", "table", "version", "keys", "label_time_column", "max_delay"),
                        required=("keys",))
+        if ld.get("max_delay") is not None:
+            r.duration(ld["max_delay"], f"{lk}.max_delay")
         labels = LabelsSpec(
             source=_parse_source(r, {k: v for k, v in ld.items() if k in ("path", "table", "version")}, lk),
             keys=r.str_list(ld["keys"], f"{lk}.keys"),

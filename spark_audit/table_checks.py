@@ -33,9 +33,9 @@ from scipy.stats import norm
 
 from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
-from spark_audit.profile.profiler import MODEL_VERSION, W_START, GroupResult, Grouping, with_group_columns
+from spark_audit.profile.profiler import MODEL_VERSION, W_START, Grouping, GroupResult, with_group_columns
 from spark_audit.profile.state import HLL_LG_K
-from spark_audit.timeutil import interval_seconds, iso_utc
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_time
 
 ROWS_HLL = "t__rows_hll"
 NEWEST = "t__newest"
@@ -146,7 +146,7 @@ def missing_windows(size: str | None, start: datetime | None, end: datetime | No
         return []
     seen = {(g.key.window_start, g.key.model_version) for g in groups if g.key.slice is None}
     starts = [w for w, _ in seen if w]
-    lo = start or (min(datetime.fromisoformat(w.replace("Z", "+00:00")) for w in starts) if starts else None)
+    lo = start or (min(parse_time(w) for w in starts) if starts else None)
     hi = end
     if lo is None or hi is None:
         return []

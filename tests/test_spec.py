@@ -53,7 +53,7 @@ def test_spec_hash_is_stable_and_sensitive():
         ({"features": [{"name": "x", "kind": "numberish"}]}, "features[0].kind", "expected one of"),
         ({"features": ["x", "x"]}, "features[1].name", "listed twice"),
         ({"features": [{"name": "x", "drift": {"statistic": "kl"}}]}, "features[0].drift.statistic", "psi"),
-        ({"window": {"size": "daily"}}, "window.size", "interval"),
+        ({"window": {"size": "daily"}}, "window.size", "duration"),
         ({"window": {"size": "1 day", "start": "2026-02-01", "end": "2026-01-01"}}, "window.end", "after"),
         ({"drift": {"bins": 1}}, "drift.bins", "[2, 1000]"),
         ({"drift": {"statistics": ["psi", "kl"]}}, "drift.statistics", "kl"),

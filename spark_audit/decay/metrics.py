@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from pyspark.sql import functions as F
 from spark_audit.errors import DataError, SpecError
 from spark_audit.names import col as _col
 from spark_audit.names import quote_name as _quote
+from spark_audit.timeutil import parse_duration
 
 TASKS = ("binary", "regression")
 EPS = 1e-15
@@ -408,25 +408,11 @@ def merge_states(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- labels
 
-_DELAY_RE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|h|days?|d|weeks?|w)\s*$",
-    re.IGNORECASE,
-)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def _delay_seconds(max_delay: str | _dt.timedelta) -> float:
-    if isinstance(max_delay, _dt.timedelta):
-        return max_delay.total_seconds()
-    match = _DELAY_RE.match(str(max_delay))
-    if not match:
-        raise SpecError(
-            f"expected a delay like '7 days', '12 hours', '30 minutes', got {max_delay!r}",
-            key="max_delay",
-        )
-    amount, unit = float(match.group(1)), match.group(2).lower()
-    key = "m" if unit.startswith("min") or unit == "m" else unit[0]
-    return amount * _UNIT_SECONDS[key]
+    try:
+        return parse_duration(max_delay).total_seconds()
+    except ValueError as e:
+        raise SpecError(str(e), key="max_delay") from None
 
 
 def join_labels(
