@@ -45,7 +45,7 @@ from spark_audit.reference import (
 )
 from spark_audit.rows import finite, group_fields
 from spark_audit.source import commit_time, read_source
-from spark_audit.spec import AuditSpec
+from spark_audit.spec import AuditSpec, check_feature_kinds
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration, parse_iso
 
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
@@ -130,6 +130,7 @@ def profile_reference(
             spark, spec.source, start=spec.reference.start, end=spec.reference.end, where=spec.reference.where
         )
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+        check_feature_kinds(spec, {c.name: c.kind for c in columns})  # before the scan
         df = quality.with_labels(spark, df, spec)
     grouping = Grouping(slices=spec.slices, model_version=model_version)
     windowed = bool(spec.window.size and spec.source.timestamp_column)
@@ -291,7 +292,7 @@ def missing_candidates(
 
 def _drift_finding(r: DriftResult, k: GroupKey) -> Finding:
     sev = "critical" if r.critical else "warning"
-    shown = f"p={r.p_value:.3g}" if r.p_value is not None and not STATISTICS[r.statistic].higher_is_drift \
+    shown = f"p={r.p_value:.3g}" if r.p_value is not None and STATISTICS[r.statistic].is_test \
         else f"{r.value:.3f}"
     noise_note = f", noise at this size ~{r.noise:.3f}" if r.noise is not None else ""
     return Finding(sev, "drift", f"{r.statistic} {shown} (material at {r.threshold:g}{noise_note}; "
@@ -360,6 +361,7 @@ def run_audit(
     with progress.phase(f"reading {spec.source.display}"):
         df, version = read_source(spark, spec.source, start=start, end=end)
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
+        check_feature_kinds(spec, {c.name: c.kind for c in columns})  # before the scan
         df = quality.with_labels(spark, df, spec)
     key = audit_key(spec, version, start, end)
     run_id = uuid.uuid4().hex
@@ -639,7 +641,7 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
             client.log_batch(rid, metrics=metrics[i:i + 1000])
         client.log_metric(rid, "findings", len(result.findings))
         client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, "spark_audit/findings.json")
-        _log_plot(client, rid, result)
+        _log_plot(client, rid, result, spec.quality.watched() if spec.quality else ())
         if spec.model.name and result.model_version:
             mv = resolve_model_version(client, spec.model.name, result.model_version, None)
             client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_status",
@@ -652,7 +654,7 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
     return rid
 
 
-def _log_plot(client, run_id: str, result: AuditResult) -> None:
+def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]) -> None:
     """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
     quality (realised, and the label-free estimate dotted) when the audit measures it."""
     import matplotlib
@@ -685,7 +687,7 @@ def _log_plot(client, run_id: str, result: AuditResult) -> None:
         chart(drift, "column", lambda r: f"{r['column']} ({r['statistic']})", "Drift against the reference, "
               "per window", "statistic value", "drift_over_windows")
     perf = [r for r in result.performance if r["slice"] is None and not r["metric"].startswith("fairness.")
-            and r["metric"] in ("accuracy", "f1", "roc_auc", "precision", "recall", "rmse", "mae", "r2")]
+            and r["metric"] in watched]
     if perf:
         chart(perf, "metric", lambda r: r["metric"], "Model quality per window", "metric value",
               "quality_over_windows", estimated="estimated_value")

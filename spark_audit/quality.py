@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
+from spark_audit.catalog import lower_is_better
 from spark_audit.decay import (
     Calibration,
     estimated_exprs,
@@ -39,7 +40,7 @@ from spark_audit.findings import Candidate, Finding
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
 from spark_audit.rows import finite, group_fields
-from spark_audit.spec import LOWER_IS_BETTER, AuditSpec, QualityConfig, QualitySpec
+from spark_audit.spec import AuditSpec, QualityConfig, QualitySpec
 from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
@@ -128,14 +129,14 @@ def _degradation(metric: str, value: float, ref: float | None) -> float | None:
     if ref is None or not math.isfinite(value) or ref == 0:
         return None
     change = (value - ref) / abs(ref)
-    return change if metric in LOWER_IS_BETTER else -change
+    return change if lower_is_better(metric) else -change
 
 
 def _worse_p(metric: str, value: float, ref: float, se: float) -> float:
     """One-sided p-value that ``value`` is worse than ``ref`` beyond a standard error ``se``."""
     if not (math.isfinite(se) and se > 0):
         return math.nan
-    worse = (value - ref) if metric in LOWER_IS_BETTER else (ref - value)
+    worse = (value - ref) if lower_is_better(metric) else (ref - value)
     return float(norm.sf(worse / se))
 
 
@@ -194,17 +195,17 @@ def evaluate(
             past = [v for w, v in series if w < (k.window_start or "")]
             deg = _degradation(metric, value, ref)
             est_deg = _degradation(metric, est, ref) if est is not None and not labelled else None
-            direction = "up" if metric in LOWER_IS_BETTER else "down"
+            direction = "up" if lower_is_better(metric) else "down"
             z = zscore(past[-cfg.history:], value, k=cfg.k, min_history=cfg.min_history, direction=direction,
                        min_std=se if math.isfinite(se) else 0.0)
             roc = rate_of_change(past, value, max_rel_change=cfg.max_rel_change, direction=direction)
             anomaly = z if z.is_anomaly else roc if roc.is_anomaly else None
             values = [*past, value]
             critical_level = None if ref is None else (
-                ref * (1 + cfg.critical_degradation) if metric in LOWER_IS_BETTER
+                ref * (1 + cfg.critical_degradation) if lower_is_better(metric)
                 else ref * (1 - cfg.critical_degradation))
             left = None if critical_level is None else windows_until(
-                values, critical_level, higher_is_better=metric not in LOWER_IS_BETTER)
+                values, critical_level, higher_is_better=not lower_is_better(metric))
             p = _worse_p(metric, value, ref, se_total) if deg is not None else math.nan
             est_se = estimated_se(metric, estimated) if est is not None and metric in ESTIMATED else math.nan
             row = dict(

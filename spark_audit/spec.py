@@ -27,12 +27,60 @@ from typing import Any
 
 import yaml
 
-from spark_audit.decay.metrics import QualitySpec
+from spark_audit.catalog import DRIFT_KINDS, KINDS, SCORE_BINS, TASKS, default_metrics, task_metrics
+from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import SpecError
-from spark_audit.profile.state import KINDS
 from spark_audit.timeutil import parse_duration, parse_time
 
-STAT_NAMES = ("psi", "js", "hellinger", "tv", "linf", "chi2", "ks", "wasserstein")
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """What to measure and on which columns.
+
+    task:       "binary" or "regression".
+    label:      column holding the true label (rows where it is null are unlabelled).
+    prediction: predicted label (binary) or value (regression). For binary it may be
+                omitted when ``score`` is given: predicted positive = score >= threshold.
+    score:      probability of the positive class (binary only; enables roc_auc,
+                log_loss and ece).
+    positive:   label value of the positive class (binary), compared with ``label``
+                and ``prediction``. A number or bool compares numerically (so 1 also
+                matches boolean true); anything else, e.g. "yes", compares as is.
+    threshold:  decision threshold on ``score`` when there is no ``prediction``.
+    score_bins: number of uniform score bins on [0, 1] for ROC AUC and calibration.
+    """
+
+    task: str
+    label: str
+    prediction: str | None = None
+    score: str | None = None
+    positive: Any = 1
+    threshold: float = 0.5
+    score_bins: int = SCORE_BINS
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise SpecError(f"expected one of {list(TASKS)}, got {self.task!r}", key="task")
+        if not isinstance(self.label, str) or not self.label:
+            raise SpecError("expected a column name", key="label")
+        if self.task == "binary":
+            if self.prediction is None and self.score is None:
+                raise SpecError(
+                    "a binary task needs a 'prediction' or a 'score' column", key="prediction"
+                )
+        else:
+            if self.prediction is None:
+                raise SpecError("a regression task needs a 'prediction' column", key="prediction")
+            if self.score is not None:
+                raise SpecError("'score' applies to binary tasks only", key="score")
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+            raise SpecError(f"expected a number in [0, 1], got {self.threshold!r}", key="threshold")
+        if isinstance(self.score_bins, bool) or not isinstance(self.score_bins, int):
+            raise SpecError(f"expected an integer, got {self.score_bins!r}", key="score_bins")
+        if not 2 <= self.score_bins <= 10_000:
+            raise SpecError(
+                f"expected an integer in [2, 10000], got {self.score_bins}", key="score_bins"
+            )
 
 
 @dataclass(frozen=True)
@@ -166,16 +214,9 @@ class QualityConfig:
     def watched(self) -> tuple[str, ...]:
         if self.metrics:
             return self.metrics
-        if self.measure.task == "regression":
-            return ("rmse", "mae", "r2")
-        return ("accuracy", "f1", "roc_auc") if self.measure.score else ("accuracy", "f1")
+        return default_metrics(self.measure.task, has_score=self.measure.score is not None)
 
 
-QUALITY_METRICS = {
-    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"),
-    "regression": ("mse", "rmse", "mae", "mape", "r2"),
-}
-LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mse", "rmse", "mae", "mape", "prediction_threshold_disagreement"})
 
 
 @dataclass(frozen=True)
@@ -367,8 +408,10 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
             raise r.fail(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
         dd = r.mapping(fd.get("drift"), f"{key}.drift", ("statistic", "threshold"))
         stat = r.str_(dd, "statistic", f"{key}.drift")
-        if stat is not None and stat not in STAT_NAMES:
-            raise r.fail(f"{key}.drift.statistic", f"expected one of {', '.join(STAT_NAMES)}, got {stat!r}")
+        if stat is not None and stat not in STATISTICS:
+            raise r.fail(f"{key}.drift.statistic", f"expected one of {', '.join(STATISTICS)}, got {stat!r}")
+        if stat is not None and kind is not None:
+            _check_statistic(r, f"{key}.drift.statistic", stat, kind, str(fd["name"]))
         name = str(fd["name"])
         if name in seen:
             raise r.fail(f"{key}.name", f"column {name!r} is listed twice")
@@ -391,8 +434,8 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
                                               "critical_factor"))
     stats = r.str_list(d.get("statistics", list(DriftSpec.statistics)), "drift.statistics")
     for st in stats:
-        if st not in STAT_NAMES:
-            raise r.fail("drift.statistics", f"unknown statistic {st!r}; expected any of {', '.join(STAT_NAMES)}")
+        if st not in STATISTICS:
+            raise r.fail("drift.statistics", f"unknown statistic {st!r}; expected any of {', '.join(STATISTICS)}")
     drift = DriftSpec(
         bins=r.int_(d, "bins", "drift", DriftSpec.bins, lo=2, hi=1000) or DriftSpec.bins, statistics=stats,
         share_threshold=r.float_(d, "share_threshold", "drift", 0.5, lo=0.0) or 0.0,
@@ -444,6 +487,24 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     )
 
 
+def _check_statistic(r: _Reader, key: str, stat: str, kind: str, column: str) -> None:
+    if kind not in DRIFT_KINDS:
+        raise r.fail(key, f"{kind} columns are not compared for drift, so {column!r} takes no drift statistic")
+    if not STATISTICS[stat].applies(kind):
+        fits = [s for s, info in STATISTICS.items() if info.applies(kind)]
+        raise r.fail(key, f"statistic {stat!r} does not apply to the {kind} column {column!r}; "
+                          f"{kind} columns take {', '.join(fits)}")
+
+
+def check_feature_kinds(spec: AuditSpec, kinds: dict[str, str]) -> None:
+    """The statistic-versus-kind check for features whose kind the spec leaves to the table's schema:
+    run when the schema is read, before the scan. ``kinds`` maps column names to their kinds."""
+    r = _Reader(spec.file)
+    for i, f in enumerate(spec.features):
+        if f.drift.statistic and f.kind is None and f.name in kinds:
+            _check_statistic(r, f"features[{i}].drift.statistic", f.drift.statistic, kinds[f.name], f.name)
+
+
 def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
     s = r.mapping(value, key, ("path", "table", "version", "timestamp_column", "where"))
     if bool(s.get("path")) == bool(s.get("table")):
@@ -461,8 +522,8 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
                                "labels", "metrics", "max_degradation", "critical_degradation", "history", "min_history", "k", "max_rel_change",
                                "estimate", "fairness"), required=("task", "label"))
     task = r.str_(q, "task", key)
-    if task not in QUALITY_METRICS:
-        raise r.fail("quality.task", f"expected one of {', '.join(QUALITY_METRICS)}, got {task!r}")
+    if task not in TASKS:
+        raise r.fail("quality.task", f"expected one of {', '.join(TASKS)}, got {task!r}")
     labels = None
     if q.get("labels") is not None:
         lk = "quality.labels"
@@ -477,9 +538,9 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
         )
     metrics = r.str_list(q.get("metrics"), "quality.metrics")
     for m in metrics:
-        if m not in QUALITY_METRICS[str(task)]:
+        if m not in task_metrics(str(task), selectable=True):
             raise r.fail("quality.metrics", f"{m!r} is not a {task} metric; expected any of "
-                                            f"{', '.join(QUALITY_METRICS[str(task)])}")
+                                            f"{', '.join(task_metrics(str(task), selectable=True))}")
     positive = q.get("positive", 1)
     if not isinstance(positive, (str, int, float, bool)):
         raise r.fail("quality.positive", f"expected a label value, got {positive!r}")
@@ -488,7 +549,7 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
             task=str(task), label=str(r.str_(q, "label", key)), prediction=r.str_(q, "prediction", key),
             score=r.str_(q, "score", key), positive=positive,
             threshold=r.float_(q, "threshold", key, 0.5, lo=0.0) or 0.0,
-            score_bins=r.int_(q, "score_bins", key, 20, lo=2, hi=10000) or 20,
+            score_bins=r.int_(q, "score_bins", key, SCORE_BINS, lo=2, hi=10000) or SCORE_BINS,
         )
     except SpecError as e:  # QualitySpec names the key; put it under quality.
         raise r.fail(f"quality.{e.key}" if e.key else "quality", str(e).split(": ", 1)[-1]) from None

@@ -132,7 +132,7 @@ def test_binary_metrics_match_numpy_and_mann_whitney(spark):
     rows = [(int(y), float(s)) for y, s in zip(labels, scores, strict=True)]
     rows += [(None, 0.9), (None, 0.1), (1, None)]  # 2 unlabelled, 1 unscored
     df = spark.createDataFrame(rows, "y int, s double")
-    spec = QualitySpec(task="binary", label="y", score="s")  # default: 100 bins, t = 0.5
+    spec = QualitySpec(task="binary", label="y", score="s", score_bins=100)  # 100 bins, t = 0.5
     row = _agg(df, spec)
     m = quality_from_row(spec, row)
 

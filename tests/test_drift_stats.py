@@ -426,7 +426,7 @@ def test_registry_contents():
         assert 0 < info.threshold < 1
     assert {n for n, i in STATISTICS.items() if not i.higher_is_drift} == {"chi2", "ks"}
     assert STATISTICS["ks"].needs == "bins"  # exact counts: a KLL sketch's rank error does not shrink with n
-    assert STATISTICS["wasserstein"].needs == "quantiles"
+    assert STATISTICS["wasserstein"].needs == "pair"  # exact bins + tails, or the sketches
     assert {STATISTICS[n].needs for n in ("psi", "js", "hellinger", "tv", "linf", "chi2")} == {
         "bins"
     }

@@ -60,6 +60,14 @@ def test_spec_hash_is_stable_and_sensitive():
         ({"reference": {"uri": "s3://bucket/x"}}, "reference.uri", "models:/"),
         ({"model": {"name": "m", "version": "1", "alias": "prod"}}, "model", "not both"),
         ({"output": {}}, "output", "exactly one"),
+        ({"features": [{"name": "c", "kind": "categorical", "drift": {"statistic": "ks"}}]},
+         "features[0].drift.statistic", "does not apply to the categorical column 'c'"),
+        ({"features": [{"name": "t", "kind": "timestamp", "drift": {"statistic": "psi"}}]},
+         "features[0].drift.statistic", "not compared for drift"),
+        ({"findings": {"max_row_age": "soon"}}, "findings.max_row_age", "duration"),
+        ({"quality": {"task": "binary", "label": "y", "score": "s", "labels": {"keys": ["id"], "path": "/l",
+                                                                                "max_delay": "a while"}}},
+         "quality.labels.max_delay", "duration"),
     ],
 )
 def test_errors_name_the_key_path(patch, key, words):
@@ -134,3 +142,53 @@ def test_fairness_attribute_must_be_a_slice():
         parse_spec({**MINIMAL, "quality": q})
     spec = parse_spec({**MINIMAL, "slices": ["gender"], "quality": q})
     assert spec.quality.fairness.max_gap == 0.1 and spec.quality.fairness.min_ratio == 0.8
+
+
+def test_statistic_versus_a_kind_read_from_the_schema_is_checked_before_the_scan():
+    from spark_audit.spec import check_feature_kinds
+
+    spec = parse_spec({**MINIMAL, "features": [{"name": "x", "drift": {"statistic": "wasserstein"}}]},
+                      file="audit.yaml")
+    check_feature_kinds(spec, {"x": "numeric"})  # fits: no error
+    with pytest.raises(SpecError, match=r"audit.yaml: features\[0\].drift.statistic: .*'wasserstein' does not apply"):
+        check_feature_kinds(spec, {"x": "categorical"})
+
+
+def test_allowed_names_come_from_the_registries():
+    """A statistic registered in spark_audit.drift.stats is accepted by the spec at once (one place)."""
+    from spark_audit.drift import stats
+
+    info = stats.register_statistic("test_only_max_gap", stats.linf, kinds=("numeric",), higher_is_drift=True,
+                                    threshold=0.2)
+    try:
+        spec = parse_spec({**MINIMAL, "drift": {"statistics": ["psi", "test_only_max_gap"]}})
+        assert spec.drift.statistics == ("psi", "test_only_max_gap")
+        with pytest.raises(SpecError, match="does not apply"):
+            parse_spec({**MINIMAL, "features": [{"name": "c", "kind": "categorical",
+                                                 "drift": {"statistic": "test_only_max_gap"}}]})
+    finally:
+        del stats.STATISTICS[info.name]
+    with pytest.raises(SpecError, match="test_only_max_gap"):
+        parse_spec({**MINIMAL, "drift": {"statistics": ["test_only_max_gap"]}})
+
+
+def test_the_spec_imports_no_engine_module():
+    """Validating a spec loads no Spark and no engine module: only the registries (pure Python)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, spark_audit.spec; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark' or m.startswith(("
+            "'spark_audit.profile', 'spark_audit.decay', 'spark_audit.audit', 'spark_audit.quality', "
+            "'spark_audit.contract', 'spark_audit.store', 'datasketches'))); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(CONF.parent)).stdout.strip()
+    assert out == "[]"
+
+
+def test_score_bins_default_is_one_fact():
+    from spark_audit.catalog import SCORE_BINS
+    from spark_audit.spec import QualitySpec
+
+    spec = parse_spec({**MINIMAL, "quality": {"task": "binary", "label": "y", "score": "s"}})
+    assert spec.quality.measure.score_bins == SCORE_BINS == QualitySpec("binary", "y", score="s").score_bins

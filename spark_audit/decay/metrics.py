@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,9 +26,9 @@ from pyspark.sql import functions as F
 from spark_audit.errors import DataError, SpecError
 from spark_audit.names import col as _col
 from spark_audit.names import quote_name as _quote
+from spark_audit.spec import QualitySpec
 from spark_audit.timeutil import parse_duration
 
-TASKS = ("binary", "regression")
 EPS = 1e-15
 
 # States added for standard errors (spark_audit.decay.uncertainty) and the
@@ -52,56 +51,6 @@ __all__ = [
 ]
 
 
-
-
-@dataclass(frozen=True)
-class QualitySpec:
-    """What to measure and on which columns.
-
-    task:       "binary" or "regression".
-    label:      column holding the true label (rows where it is null are unlabelled).
-    prediction: predicted label (binary) or value (regression). For binary it may be
-                omitted when ``score`` is given: predicted positive = score >= threshold.
-    score:      probability of the positive class (binary only; enables roc_auc,
-                log_loss and ece).
-    positive:   label value of the positive class (binary), compared with ``label``
-                and ``prediction``. A number or bool compares numerically (so 1 also
-                matches boolean true); anything else, e.g. "yes", compares as is.
-    threshold:  decision threshold on ``score`` when there is no ``prediction``.
-    score_bins: number of uniform score bins on [0, 1] for ROC AUC and calibration.
-    """
-
-    task: str
-    label: str
-    prediction: str | None = None
-    score: str | None = None
-    positive: Any = 1
-    threshold: float = 0.5
-    score_bins: int = 100
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise SpecError(f"expected one of {list(TASKS)}, got {self.task!r}", key="task")
-        if not isinstance(self.label, str) or not self.label:
-            raise SpecError("expected a column name", key="label")
-        if self.task == "binary":
-            if self.prediction is None and self.score is None:
-                raise SpecError(
-                    "a binary task needs a 'prediction' or a 'score' column", key="prediction"
-                )
-        else:
-            if self.prediction is None:
-                raise SpecError("a regression task needs a 'prediction' column", key="prediction")
-            if self.score is not None:
-                raise SpecError("'score' applies to binary tasks only", key="score")
-        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
-            raise SpecError(f"expected a number in [0, 1], got {self.threshold!r}", key="threshold")
-        if isinstance(self.score_bins, bool) or not isinstance(self.score_bins, int):
-            raise SpecError(f"expected an integer, got {self.score_bins!r}", key="score_bins")
-        if not 2 <= self.score_bins <= 10_000:
-            raise SpecError(
-                f"expected an integer in [2, 10000], got {self.score_bins}", key="score_bins"
-            )
 
 
 def score_bin(score: Column, bins: int) -> Column:

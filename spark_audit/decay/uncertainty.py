@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from spark_audit.catalog import TASKS, estimable_metrics, task_metrics
 from spark_audit.decay.metrics import QualitySpec, _as_dict
 
 __all__ = [
@@ -72,23 +73,9 @@ __all__ = [
 
 NAN = float("nan")
 
-SE_METRICS = {
-    "binary": (
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "positive_rate",
-        "predicted_positive_rate",
-        "roc_auc",
-        "log_loss",
-        "ece",
-        "prediction_threshold_disagreement",
-    ),
-    "regression": ("mse", "rmse", "mae", "mape", "r2"),
-}
+SE_METRICS = {task: task_metrics(task) for task in TASKS}  # every metric of the catalog has a sampling error
 _COUNTS = ("tp", "fp", "tn", "fn", "n", "unlabelled")
-ESTIMATED = ("accuracy", "precision", "recall", "f1", "positive_rate", "roc_auc")
+ESTIMATED = estimable_metrics()
 
 
 # --------------------------------------------------------------------------- formulas

@@ -8,17 +8,16 @@ the KLL sketches. Nothing here touches Spark.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from spark_audit.catalog import DRIFT_KINDS  # noqa: F401  (re-exported: the one list is spark_audit.catalog)
 from spark_audit.drift import stats
 from spark_audit.drift.noise import ColumnNoise
 from spark_audit.profile.state import Bins, ColumnProfile, TableProfile
 from spark_audit.spec import DriftSpec, FeatureSpec
 
-DRIFT_KINDS = ("numeric", "categorical", "boolean")
 # extra reference-quantile edges in the tails: a flood of out-of-range values (sentinels) moves the
 # exact counts of these narrow bins, which the evidence tests see at any sample size
 TAIL_PROBS = (0.001, 0.01, 0.99, 0.999)
@@ -79,66 +78,32 @@ def _boolean_counts(col: ColumnProfile) -> np.ndarray:
     return np.asarray([col.n_false, col.n_true], dtype=float)
 
 
-def _bins_input(ref: ColumnProfile, cur: ColumnProfile) -> tuple[np.ndarray, np.ndarray] | None:
+def pair(ref: ColumnProfile, cur: ColumnProfile) -> stats.Pair:
+    """Everything a statistic may compare, read once from the two profiles: exact counts on the
+    reference's bins (booleans as false/true counts), edges and tail sums, the reference's std and
+    quantile function, and the sketches' weighted items."""
     if ref.kind == "boolean":
-        return _boolean_counts(ref), _boolean_counts(cur)
-    bins = ref.bins
-    if bins is None:
-        return None
-    return ref.histogram(bins), cur.histogram(bins)
-
-
-def _bin_stat(fn: Callable) -> Callable:
-    def run(ref: ColumnProfile, cur: ColumnProfile):
-        data = _bins_input(ref, cur)
-        if data is None:
-            return math.nan, None
-        out = fn(*data)
-        return (float(out[0]), float(out[1])) if isinstance(out, tuple) else (float(out), None)
-
-    return run
-
-
-def _ks(ref: ColumnProfile, cur: ColumnProfile):
-    """KS on the exact counts of the reference's bins (not on two KLL sketches, whose rank error
-    does not shrink with n and made every large window "drift")."""
-    data = _bins_input(ref, cur)
-    if data is None:
-        return math.nan, math.nan
-    return stats.ks_from_counts(*data)
-
-
-def _wasserstein(ref: ColumnProfile, cur: ColumnProfile):
-    """W1 from the exact counts on the reference's bins and the exact tail sums when both sides have
-    them (no sketch error); else between the weighted items the two KLL sketches keep. Either way the
-    whole range counts, tails included."""
+        return stats.Pair(_boolean_counts(ref), _boolean_counts(cur))
     rb, cb = ref.bins, cur.bins
-    if rb is not None and cb is not None and rb.same_bins(cb) and rb.edges and rb.tails and cb.tails:
-        sketch = ref.kll_sketch()
-        return float(stats.wasserstein_from_bins(
-            rb.edges, rb.counts, cb.counts, rb.tails, cb.tails, scale=ref.std or 0.0,
-            ref_quantile=None if sketch is None else sketch.get_quantiles)), None
-    ri, ci = ref.kll_items(), cur.kll_items()
-    if ri is None or ci is None:
-        return math.nan, None
-    return float(stats.wasserstein_weighted(*ri, *ci, scale=ref.std or 0.0)), None
+    counts = (ref.histogram(rb), cur.histogram(rb)) if rb is not None else (None, None)
+    exact = rb is not None and cb is not None and rb.same_bins(cb) and bool(rb.edges) and rb.tails and cb.tails
+    sketch = ref.kll_sketch() if ref.kind == "numeric" else None
+    items = (ref.kll_items(), cur.kll_items()) if ref.kind == "numeric" and not exact else (None, None)
+    return stats.Pair(
+        *counts, edges=tuple(rb.edges) if exact else None, ref_tails=rb.tails if exact else None,
+        cur_tails=cb.tails if exact else None, ref_std=ref.std,
+        ref_quantile=None if sketch is None else sketch.get_quantiles, ref_items=items[0], cur_items=items[1])
 
 
-COMPUTE: dict[str, Callable] = {
-    "psi": _bin_stat(stats.psi),
-    "js": _bin_stat(stats.jensen_shannon),
-    "hellinger": _bin_stat(stats.hellinger),
-    "tv": _bin_stat(stats.total_variation),
-    "linf": _bin_stat(stats.linf),
-    "chi2": _bin_stat(stats.chi_square),
-    "ks": _ks,
-    "wasserstein": _wasserstein,
-}
+def _phi(info: stats.StatisticInfo, noise: ColumnNoise | None) -> float:
+    if noise is None:
+        return 1.0
+    return noise.phi_ks if info.overdispersion == "ks" else noise.phi
 
 
 def compute(statistic: str, ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float | None]:
-    """``(value, p_value)`` of one statistic of ``cur`` against ``ref``."""
-    return COMPUTE[statistic](ref, cur)
+    """``(value, p_value)`` of one statistic of ``cur`` against ``ref`` (independent rows)."""
+    return stats.STATISTICS[statistic].evaluate(pair(ref, cur))
 
 
 def evidence_p(ref: ColumnProfile, cur: ColumnProfile, phi: float = 1.0, phi_ks: float = 1.0) -> float:
@@ -150,27 +115,22 @@ def evidence_p(ref: ColumnProfile, cur: ColumnProfile, phi: float = 1.0, phi_ks:
     (``spark_audit.drift.noise``) for chi-square, ``phi_ks`` for KS. NaN when there are no
     exact counts to test.
     """
-    data = _bins_input(ref, cur)
-    if data is None or data[0].sum() <= 0 or data[1].sum() <= 0:
+    return _evidence(pair(ref, cur), ref.kind, phi, phi_ks)
+
+
+def _evidence(data: stats.Pair, kind: str, phi: float, phi_ks: float) -> float:
+    ref, cur = data.ref_counts, data.cur_counts
+    if ref is None or cur is None or ref.sum() <= 0 or cur.sum() <= 0:
         return math.nan
-    p = stats.chi_square_pvalue(*data, phi=phi)
-    if ref.kind == "numeric":
-        _, p_ks = stats.ks_from_counts(*data, phi=phi_ks)
+    p = stats.chi_square_pvalue(ref, cur, phi=phi)
+    if kind == "numeric":
+        _, p_ks = stats.ks_from_counts(ref, cur, phi=phi_ks)
         p = min(1.0, 2 * min(p, p_ks))
     return float(p)
 
 
 def _applies(stat: str, kind: str) -> bool:
-    kinds = stats.STATISTICS[stat].kinds
-    return kind in kinds or (kind == "boolean" and "categorical" in kinds)
-
-
-def check_statistic(statistic: str, kind: str, column: str) -> None:
-    if not _applies(statistic, kind):
-        from spark_audit.errors import SpecError
-
-        raise SpecError(f"statistic {statistic!r} does not apply to {kind} column {column!r}",
-                        key=f"features[{column}].drift.statistic")
+    return stats.STATISTICS[stat].applies(kind)
 
 
 def compare_column(
@@ -189,7 +149,8 @@ def compare_column(
     dkind = "categorical" if kind == "boolean" else kind
     default_stat, default_thr = stats.default_statistic(dkind, n_ref, n_cur)
     main = feature.drift.statistic or default_stat
-    check_statistic(main, kind, ref.name)
+    if not _applies(main, kind):  # the spec refuses this before any scan (spark_audit.spec)
+        raise ValueError(f"statistic {main!r} does not apply to {kind} column {ref.name!r}")
     main_thr = feature.drift.threshold
     if main_thr is None:
         main_thr = default_thr if main == default_stat else stats.STATISTICS[main].threshold
@@ -198,19 +159,15 @@ def compare_column(
     ]
     phi = noise.phi if noise is not None else 1.0
     phi_ks = noise.phi_ks if noise is not None else 1.0
-    evidence = evidence_p(ref, cur, phi, phi_ks) if n_ref > 0 and n_cur > 0 else math.nan
+    data = pair(ref, cur)
+    evidence = _evidence(data, ref.kind, phi, phi_ks) if n_ref > 0 and n_cur > 0 else math.nan
     out = []
     for name, thr, is_default in wanted:
         info = stats.STATISTICS[name]
-        value, p = COMPUTE[name](ref, cur)
-        data = _bins_input(ref, cur) if name in ("chi2", "ks") else None
-        if name == "chi2" and phi > 1.0 and data is not None:
-            p = stats.chi_square_pvalue(*data, phi=phi)
-        elif name == "ks" and phi_ks > 1.0 and data is not None:
-            p = stats.ks_from_counts(*data, phi=phi_ks)[1]
+        value, p = info.evaluate(data, _phi(info, noise))
         alive = n_cur > 0 and n_ref > 0
         material = bool(alive and stats.is_drifted(name, value, p, thr))
-        p_evidence = p if not info.higher_is_drift else evidence
+        p_evidence = p if info.is_test else evidence
         if info.higher_is_drift:
             critical = material and value >= thr * drift.critical_factor
         else:

@@ -25,17 +25,19 @@ Conventions shared by all functions:
   of different lengths, negative or non-finite counts, CDF values outside [0, 1],
   decreasing quantiles, negative sample sizes.
 
-The registry ``STATISTICS`` says, per statistic, which column kinds it applies to,
-which input it needs, its default threshold and in which direction it signals
-drift; ``default_statistic`` picks the statistic per column like Evidently does,
-``is_drifted`` applies a threshold and ``dataset_drift`` aggregates columns.
+The registry ``STATISTICS`` (filled by ``register_statistic``, one call per statistic)
+says, per statistic, which column kinds it applies to, which input it needs, its
+default threshold and in which direction it signals drift; ``default_statistic``
+picks the statistic per column like Evidently does, ``is_drifted`` applies a
+threshold and ``dataset_drift`` aggregates columns.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -44,7 +46,9 @@ from scipy.stats import chi2, kstwo, wasserstein_distance
 
 __all__ = [
     "STATISTICS",
+    "Pair",
     "StatisticInfo",
+    "register_statistic",
     "chi_square",
     "dataset_drift",
     "default_statistic",
@@ -67,7 +71,7 @@ __all__ = [
 NAN = float("nan")
 
 Kind = Literal["numeric", "categorical"]
-Input = Literal["bins", "cdf", "quantiles"]
+Input = Literal["bins", "pair"]
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +452,8 @@ def wasserstein_from_bins(
     values at the edges (exact where it is), integrated exactly including a sign
     change; with ``ref_quantile`` (the reference's quantile function, e.g. from its
     sketch) the difference is instead interpolated linearly in the reference's *rank*
-    within each bin, which follows the density's shape inside wide tail bins. Beyond the outer edges the tails' sums (``tails[0]`` = sum of (e_1 - x) over
+    within each bin, which follows the density's shape inside wide tail bins. Beyond
+    the outer edges the tails' sums (``tails[0]`` = sum of (e_1 - x) over
     x < e_1, ``tails[1]`` = sum of (x - e_K) over x >= e_K) give ``integral F dx`` below
     e_1 and ``integral (1 - F) dx`` above e_K exactly; their difference is the tails'
     part (a lower bound where the two CDFs cross in a tail). No sketch is involved, so
@@ -521,15 +526,38 @@ def _trapezoid_mean(values: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """What a statistic compares: the reference and the current side on the reference's bins.
+
+    ``ref_counts``/``cur_counts`` are exact counts on the same bins (numeric quantile bins with
+    tail bins, or categories plus an "other" bucket); ``edges`` are the numeric bins' inner edges
+    and ``ref_tails``/``cur_tails`` the exact tail sums beyond the outer edges; ``ref_std`` is the
+    reference's standard deviation (for normalised distances) and ``ref_quantile`` its quantile
+    function (from its sketch). Without exact bins, ``ref_items``/``cur_items`` are the weighted
+    ``(values, weights)`` two sketches keep. Any of these may be None when the profiles lack it.
+    """
+
+    ref_counts: np.ndarray | None = None
+    cur_counts: np.ndarray | None = None
+    edges: tuple[float, ...] | None = None
+    ref_tails: tuple[float, float] | None = None
+    cur_tails: tuple[float, float] | None = None
+    ref_std: float | None = None
+    ref_quantile: Callable[[list[float]], Any] | None = None
+    ref_items: tuple[np.ndarray, np.ndarray] | None = None
+    cur_items: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
 class StatisticInfo:
     """What a drift statistic needs and how its value is read.
 
     ``threshold`` is the default threshold. ``higher_is_drift`` is True for
     distances (drift when ``value >= threshold``) and False for tests decided on
     their p-value (drift when ``p < threshold``).
-    ``needs`` is the input summary: ``"bins"`` (aligned counts), ``"cdf"`` (CDF
-    values on a common grid plus sample sizes) or ``"quantiles"`` (quantiles on a
-    common uniform probability grid).
+    ``needs`` says how ``fn`` is called: ``"bins"`` as ``fn(ref_counts, cur_counts)``
+    on exact aligned counts; ``"pair"`` as ``fn(pair)`` with the whole :class:`Pair`.
+    ``fn`` returns the value, or ``(value, p_value)`` for a test.
     """
 
     name: str
@@ -541,6 +569,19 @@ class StatisticInfo:
     # "sqrt" ~ sqrt(1/n + 1/m) (distances), "linear" ~ (1/n + 1/m) (PSI, a divergence),
     # None for tests decided on a p-value
     null_scale: Literal["sqrt", "linear"] | None = None
+    fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    # a test's p-value is read with its statistic divided by the reference's window-to-window
+    # overdispersion: the chi-square one ("chi2", for tests on counts) or the KS one ("ks")
+    overdispersion: Literal["chi2", "ks"] = "chi2"
+
+    @property
+    def is_test(self) -> bool:
+        """A test decided on its p-value (its value is not a distance)."""
+        return not self.higher_is_drift
+
+    def applies(self, kind: str) -> bool:
+        """Whether the statistic compares columns of ``kind`` (a boolean is a two-category column)."""
+        return kind in self.kinds or (kind == "boolean" and "categorical" in self.kinds)
 
     def noise_scale(self, n: float, m: float) -> float:
         """The factor by which this statistic's no-drift value scales at sample sizes n and m."""
@@ -548,6 +589,52 @@ class StatisticInfo:
             return NAN
         v = 1.0 / n + 1.0 / m
         return math.sqrt(v) if self.null_scale == "sqrt" else v
+
+    def evaluate(self, pair: Pair, phi: float = 1.0) -> tuple[float, float | None]:
+        """``(value, p_value)`` on ``pair``; NaN when the pair lacks what it needs. A test gets the
+        overdispersion ``phi`` (>= 1) as a keyword."""
+        extra = {"phi": phi} if self.is_test else {}
+        if self.needs == "bins":
+            if pair.ref_counts is None or pair.cur_counts is None:
+                return NAN, (NAN if self.is_test else None)
+            out = self.fn(pair.ref_counts, pair.cur_counts, **extra)
+        else:
+            out = self.fn(pair, **extra)
+        if isinstance(out, tuple):
+            return float(out[0]), float(out[1])
+        return float(out), None
+
+
+STATISTICS: dict[str, StatisticInfo] = {}
+"""The one registry of drift statistics: the spec's allowed names, dispatch and defaults come from it."""
+
+
+def register_statistic(name: str, fn: Callable[..., Any], *, kinds: Iterable[Kind], higher_is_drift: bool,
+                       threshold: float, needs: Input = "bins",
+                       null_scale: Literal["sqrt", "linear"] | None = None,
+                       overdispersion: Literal["chi2", "ks"] = "chi2") -> StatisticInfo:
+    """Add a drift statistic (Evidently's ``register_stattest``): the spec accepts its name at once,
+    and the audit computes it for every column of a kind it applies to. ``fn`` is called as
+    :class:`StatisticInfo` says for ``needs``; a test (``higher_is_drift=False``) returns
+    ``(statistic, p_value)`` and takes the keyword ``phi``."""
+    if name in STATISTICS:
+        raise ValueError(f"drift statistic {name!r} is already registered")
+    info = StatisticInfo(name, frozenset(kinds), higher_is_drift, float(threshold), needs, null_scale, fn,
+                         overdispersion)
+    STATISTICS[name] = info
+    return info
+
+
+def _wasserstein_pair(pair: Pair) -> float:
+    """W1 normalised by the reference std: from the exact counts on the reference's bins and the
+    exact tail sums when both sides have them (no sketch error); else between the weighted items
+    two KLL sketches keep. Either way the whole range counts, tails included."""
+    if pair.edges and pair.ref_tails and pair.cur_tails and pair.ref_counts is not None:
+        return wasserstein_from_bins(pair.edges, pair.ref_counts, pair.cur_counts, pair.ref_tails,
+                                     pair.cur_tails, scale=pair.ref_std or 0.0, ref_quantile=pair.ref_quantile)
+    if pair.ref_items is None or pair.cur_items is None:
+        return NAN
+    return wasserstein_weighted(*pair.ref_items, *pair.cur_items, scale=pair.ref_std or 0.0)
 
 
 _BOTH: frozenset[Kind] = frozenset({"numeric", "categorical"})
@@ -561,19 +648,26 @@ _NUMERIC: frozenset[Kind] = frozenset({"numeric"})
 # Evidently's 0.1 is 0.1 / sqrt(ln 2) = 0.120 here. tv and linf have no common default
 # and use 0.1 like the other bounded distances.
 JS_THRESHOLD = 0.1 / math.sqrt(math.log(2.0))
-STATISTICS: dict[str, StatisticInfo] = {
-    info.name: info
-    for info in (
-        StatisticInfo("psi", _BOTH, True, 0.1, "bins", "linear"),
-        StatisticInfo("js", _BOTH, True, round(JS_THRESHOLD, 3), "bins", "sqrt"),
-        StatisticInfo("hellinger", _BOTH, True, 0.1, "bins", "sqrt"),
-        StatisticInfo("tv", _BOTH, True, 0.1, "bins", "sqrt"),
-        StatisticInfo("linf", _BOTH, True, 0.1, "bins", "sqrt"),
-        StatisticInfo("chi2", _BOTH, False, 0.05, "bins"),
-        StatisticInfo("ks", _NUMERIC, False, 0.05, "bins"),
-        StatisticInfo("wasserstein", _NUMERIC, True, 0.1, "quantiles", "sqrt"),
-    )
-}
+register_statistic("psi", psi, kinds=_BOTH, higher_is_drift=True, threshold=0.1, null_scale="linear")
+register_statistic("js", jensen_shannon, kinds=_BOTH, higher_is_drift=True, threshold=round(JS_THRESHOLD, 3),
+                   null_scale="sqrt")
+register_statistic("hellinger", hellinger, kinds=_BOTH, higher_is_drift=True, threshold=0.1, null_scale="sqrt")
+register_statistic("tv", total_variation, kinds=_BOTH, higher_is_drift=True, threshold=0.1, null_scale="sqrt")
+register_statistic("linf", linf, kinds=_BOTH, higher_is_drift=True, threshold=0.1, null_scale="sqrt")
+
+
+def _chi2_test(ref_counts: ArrayLike, cur_counts: ArrayLike, *, phi: float = 1.0) -> tuple[float, float]:
+    """Pearson's statistic, with the p-value read on pooled sparse bins and divided by ``phi``."""
+    return chi_square(ref_counts, cur_counts)[0], chi_square_pvalue(ref_counts, cur_counts, phi=phi)
+
+
+register_statistic("chi2", _chi2_test, kinds=_BOTH, higher_is_drift=False, threshold=0.05)
+# KS on the exact counts of the reference's bins (not on two KLL sketches, whose rank error
+# does not shrink with n and made every large window "drift")
+register_statistic("ks", ks_from_counts, kinds=_NUMERIC, higher_is_drift=False, threshold=0.05,
+                   overdispersion="ks")
+register_statistic("wasserstein", _wasserstein_pair, kinds=_NUMERIC, higher_is_drift=True, threshold=0.1,
+                   needs="pair", null_scale="sqrt")
 
 SMALL_SAMPLE = 1000
 """Sample size up to which the default is a p-value test (Evidently's cut-off)."""

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from datasketches import hll_sketch, hll_union, kll_doubles_sketch
 
+from spark_audit.catalog import KINDS  # noqa: F401  (re-exported: the one list is spark_audit.catalog)
+
 # 2: a reference keeps its window-to-window noise in extras["noise"]; version 1 profiles still load
 FORMAT_VERSION = 2
-KINDS = ("numeric", "categorical", "boolean", "timestamp")
 HLL_LG_K = 12
 
 
