@@ -13,6 +13,8 @@ from pyspark.sql import functions as F
 from spark_audit.contract import (
     BAD_ROWS_SCHEMA,
     CONTRACT_VIOLATIONS_FIELDS,
+    RULES,
+    RuleKind,
     RuleResult,
     check_dataframe,
     compile_contract,
@@ -76,6 +78,12 @@ def custom(**kw) -> list[dict]:
     return [{"property": k, "value": v} for k, v in kw.items()]
 
 
+def fresh(rule_id, unit, *, property=None, **operator) -> dict:
+    """A freshness rule: a spark-audit extension, so an ODCS type: custom rule of engine spark-audit."""
+    implementation = {"metric": "freshness", **({"arguments": {"property": property}} if property else {}), **operator}
+    return {"id": rule_id, "type": "custom", "engine": "spark-audit", "implementation": implementation, "unit": unit}
+
+
 def run(df, doc, **kw) -> dict[str, RuleResult]:
     plan = compile_contract(parse_contract(doc, file="people.yaml"), df.schema, **kw)
     results = check_dataframe(df, plan, ignore=[c for c in df.columns if c not in
@@ -126,7 +134,7 @@ def test_range_with_special_values(people):
     assert res["age.range"].failing_count == 2  # -1 and inf
     # passing bounds; exclusive maximum bites at the bound itself
     res = run(people, contract(prop(
-        "age", "number", logicalTypeOptions={"minimum": -1, "maximum": 150, "exclusiveMaximum": True},
+        "age", "number", logicalTypeOptions={"minimum": -1, "exclusiveMaximum": 150},
         customProperties=custom(maxInfPercent=10, specialValues=[{"value": -1, "maxCount": 0}]))))
     assert res["age.range"].failing_count == 1  # 150 is not < 150
     assert not res["age.specialValue[-1]"].passed
@@ -174,9 +182,8 @@ def test_row_count_and_freshness(people):
     doc = contract(prop("ts", "timestamp"), quality=[
         {"id": "rows_ok", "metric": "rowCount", "mustBeBetween": [1, 100]},
         {"id": "rows_many", "metric": "rowCount", "mustBeGreaterThan": 10},
-        {"id": "fresh", "metric": "freshness", "arguments": {"property": "ts"},
-         "mustBeLessOrEqualTo": 2, "unit": "hours"},
-        {"id": "fresh_default_col", "metric": "freshness", "mustBeLessOrEqualTo": 30, "unit": "minutes"},
+        fresh("fresh", "hours", property="ts", mustBeLessOrEqualTo=2),
+        fresh("fresh_default_col", "minutes", mustBeLessOrEqualTo=30),
     ])
     res = run(people, doc, now=LATEST + dt.timedelta(hours=1), timestamp_column="ts")
     assert res["rows_ok"].passed and not res["rows_many"].passed
@@ -188,13 +195,13 @@ def test_row_count_and_freshness(people):
     assert not stale["fresh"].passed and "72 hours" in stale["fresh"].message
     with pytest.raises(SpecError) as info:
         compile_contract(parse_contract(doc, file="people.yaml"), people.schema)
-    assert info.value.key == "schema[0].quality[3].arguments.property"
+    assert info.value.key == "schema[0].quality[3].implementation.arguments.property"
 
 
 def test_sql_rules(people):
     res = run(people, contract(prop("amount", "integer", quality=[
         {"id": "amount_big_rows", "type": "sql", "query": "amount >= 20", "mustBeLessOrEqualTo": 2},
-        {"id": "amount_big_strict", "query": "amount >= 20"},
+        {"id": "amount_big_strict", "type": "sql", "query": "amount >= 20", "mustBe": 0},
     ]), quality=[
         {"id": "premium_pays", "type": "sql", "query": "plan <> 'premium' OR amount >= 60",
          "mustBeLessOrEqualTo": 5, "unit": "percent"},
@@ -206,16 +213,16 @@ def test_sql_rules(people):
 
 
 def test_sql_rule_errors(people):
-    bad_parse = contract(prop("amount", "integer"), quality=[{"type": "sql", "query": "amount >= AND 1"}])
+    bad_parse = contract(prop("amount", "integer"), quality=[{"type": "sql", "query": "amount >= AND 1", "mustBe": 0}])
     with pytest.raises(SpecError) as info:
         compile_contract(parse_contract(bad_parse, file="p.yaml"), people.schema)
     assert info.value.key == "schema[0].quality[0].query" and info.value.file == "p.yaml"
-    not_bool = contract(prop("amount", "integer"), quality=[{"type": "sql", "query": "amount + 1"}])
+    not_bool = contract(prop("amount", "integer"), quality=[{"type": "sql", "query": "amount + 1", "mustBe": 0}])
     with pytest.raises(SpecError, match="boolean"):
         compile_contract(parse_contract(not_bool), people.schema)
     # a query on a column the table lacks is a data problem: reported, not raised
     res = run(people, contract(prop("amount", "integer"), quality=[
-        {"id": "gone", "type": "sql", "query": "no_such_col > 0"},
+        {"id": "gone", "type": "sql", "query": "no_such_col > 0", "mustBe": 0},
         {"id": "rows", "metric": "rowCount", "mustBeGreaterThan": 0}]))
     assert not res["gone"].passed and res["gone"].message.startswith("not evaluated: query cannot run")
     assert res["rows"].passed
@@ -275,9 +282,9 @@ def test_type_change_is_one_finding_not_one_per_rule_and_window(people):
         prop("tenure", "number", required=True, logicalTypeOptions={"minimum": 0}),  # missing
         prop("age", "number", logicalTypeOptions={"minimum": 0, "maximum": 200}, customProperties=custom(
             maxInfPercent=10, specialValues=[{"value": -1, "maxPercent": 10}])),
-        quality=[{"id": "gone", "type": "sql", "query": "no_such_col > 0"},
+        quality=[{"id": "gone", "type": "sql", "query": "no_such_col > 0", "mustBe": 0},
                  {"id": "plan_tenure_unique", "metric": "duplicateValues",
-                  "arguments": {"properties": ["plan", "tenure"]}}])
+                  "arguments": {"properties": ["plan", "tenure"]}, "mustBe": 0}])
     plan = compile_contract(parse_contract(doc), people.schema)
     schema = plan.schema_results(people.schema, ignore=people.columns)
     assert {(r.rule_id, r.severity) for r in schema} == {("plan.typeChange", "error"),
@@ -315,8 +322,7 @@ def test_empty_table(empty):
              quality=[{"id": "age_nulls", "metric": "nullValues", "mustBeLessThan": 5, "unit": "percent"}]),
         prop("ts", "timestamp"),
         quality=[{"id": "rows", "metric": "rowCount", "mustBeGreaterThan": 0},
-                 {"id": "fresh", "metric": "freshness", "arguments": {"property": "ts"},
-                  "mustBeLessOrEqualTo": 1, "unit": "days"}]), now=LATEST)
+                 fresh("fresh", "days", property="ts", mustBeLessOrEqualTo=1)]), now=LATEST)
     assert not res["rows"].passed and "0 rows" in res["rows"].message
     assert not res["fresh"].passed and "empty" in res["fresh"].message
     for rid in ("id.required", "id.pattern", "age.nanValues", "age_nulls"):
@@ -367,7 +373,7 @@ def test_sample_bad_rows_masks_and_limits(people):
 
 def test_uniqueness_grouped_pass(people):
     doc = contract(prop("id", unique=True), prop("ts", "timestamp"), prop("plan"), quality=[
-        {"id": "id_ts_unique", "metric": "duplicateValues", "arguments": {"properties": ["id", "ts"]}},
+        {"id": "id_ts_unique", "metric": "duplicateValues", "arguments": {"properties": ["id", "ts"]}, "mustBe": 0},
         {"id": "plan_dups_pct", "metric": "duplicateValues", "arguments": {"properties": ["plan"]},
          "mustBeLessOrEqualTo": 50, "unit": "percent"},
     ])
@@ -415,3 +421,25 @@ def test_example_contract_on_churn_table(spark, tmp_path):
     assert failing == {"age.specialValue[-1]", "plan.allowedValues", "churn_charges_consistent_with_plan"}
     assert res["churn_fresh"].passed and res["country_known"].passed
     assert worst_severity(res.values()) == "error"
+
+
+def test_a_new_rule_is_one_registry_entry(people, monkeypatch):
+    """A kind of rule is one entry of RULES and its functions: read, compiled, aggregated, judged."""
+    blank = RuleKind("blankValues", "quality: type custom, engine spark-audit, implementation.metric blankValues",
+                     "count", lambda a: "blank values",
+                     lambda site, a, path: site.col().isNotNull() & (F.trim(site.col()) == F.lit("")),
+                     quality="custom")
+    monkeypatch.setitem(RULES, blank.name, blank)
+    doc = contract(prop("country", quality=[
+        {"id": "no_blanks", "type": "custom", "engine": "spark-audit",
+         "implementation": {"metric": "blankValues", "mustBe": 0}, "severity": "warning"},
+        {"id": "few_blanks", "type": "custom", "engine": "spark-audit",
+         "implementation": {"metric": "blankValues", "mustBeLessOrEqualTo": 10}, "unit": "percent"}]))
+    res = run(people, doc)
+    assert (res["no_blanks"].rule, res["no_blanks"].failing_count, res["no_blanks"].passed) == ("blankValues", 1, False)
+    assert res["no_blanks"].message.startswith("1 of 10 rows (10.00%) have blank values")
+    assert res["no_blanks"].severity == "warning" and res["few_blanks"].passed
+    plan = compile_contract(parse_contract(doc), people.schema)
+    assert {r.kind for r in plan.rules} <= set(RULES)
+    [row] = sample_bad_rows(people, plan, rules=["no_blanks"])
+    assert json.loads(row["row_json"])["country"] == ""

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
 
-from spark_audit.contract.model import (
-    Threshold,
-    load_contract,
-    loads_contract,
-    logical_type_of,
-    logical_types_compatible,
-    parse_contract,
-)
+from spark_audit.contract.logical_types import logical_type_of, logical_types_compatible, order_key
+from spark_audit.contract.model import Threshold
+from spark_audit.contract.reader import load_contract, loads_contract, parse_contract
 from spark_audit.errors import SpecError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "conf" / "contract_example.yaml"
@@ -37,6 +33,12 @@ def base() -> dict:
             ],
         }],
     }
+
+
+def fresh(implementation: dict, unit: str | None = "hours") -> dict:
+    """A freshness rule: a spark-audit extension, so an ODCS type: custom rule."""
+    rule = {"type": "custom", "engine": "spark-audit", "implementation": {"metric": "freshness", **implementation}}
+    return rule if unit is None else {**rule, "unit": unit}
 
 
 def spec_error(doc: dict) -> SpecError:
@@ -93,7 +95,8 @@ def test_unknown_keys_everywhere(mutate, key):
 
 def test_odcs_descriptive_keys_are_accepted():
     doc = base()
-    doc.update(team={"name": "ml"}, servers=[{"server": "prod"}], tags=["churn"])
+    doc.update(team={"name": "ml"}, tags=["churn"],
+               servers=[{"server": "prod", "type": "databricks", "catalog": "main", "schema": "features"}])
     doc["description"] = {"purpose": "p", "usage": "u"}
     doc["schema"][0]["properties"][0].update(primaryKey=True, classification="restricted", examples=["C1"])
     c = parse_contract(doc)
@@ -127,7 +130,7 @@ def test_odcs_descriptive_keys_are_accepted():
         customProperties=[{"property": "maxNanPercent", "value": 120}]),
      "schema[0].properties[1].customProperties[0].value", "[0, 100]"),
     (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(mustBeLessThan=3),
-     "schema[0].properties[2].quality[0].mustBeLessThan", "exactly one operator"),
+     "schema[0].properties[2].quality[0].mustBeLessThan", "exactly one of mustBe, mustNotBe"),
     (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(mustBe=[1, 2]),
      "schema[0].properties[2].quality[0].mustBe", "number"),
     (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(metric="rowCount"),
@@ -136,14 +139,28 @@ def test_odcs_descriptive_keys_are_accepted():
      "schema[0].properties[2].quality[0].unit", "rows, percent"),
     (lambda d: d["schema"][0]["properties"][2]["quality"][0].update(severity="fatal"),
      "schema[0].properties[2].quality[0].severity", "critical"),
-    (lambda d: d["schema"][0].update(quality=[{"metric": "rowCount"}]), "schema[0].quality[0]", "operator"),
-    (lambda d: d["schema"][0].update(quality=[{"metric": "freshness", "mustBeLessThan": 3}]),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "rowCount"}]), "schema[0].quality[0]", "got none"),
+    (lambda d: d["schema"][0].update(quality=[fresh({"mustBeLessThan": 3}, unit=None)]),
      "schema[0].quality[0].unit", "required"),
-    (lambda d: d["schema"][0].update(quality=[{"type": "sql", "query": "SELECT count(*) FROM t"}]),
+    (lambda d: d["schema"][0].update(quality=[fresh({"mustBeLessThan": 3}, unit="weeks")]),
+     "schema[0].quality[0].unit", "seconds, minutes, hours, days"),
+    (lambda d: d["schema"][0].update(quality=[fresh({"mustBeLessThan": 3, "mustBe": 1})]),
+     "schema[0].quality[0].implementation.mustBeLessThan", "exactly one of"),
+    (lambda d: d["schema"][0].update(quality=[fresh({"mustBeLessThan": 3, "arguments": {"column": "ts"}})]),
+     "schema[0].quality[0].implementation.arguments.column", "allowed keys: property"),
+    (lambda d: d["schema"][0].update(quality=[fresh({"mustBeLessThan": 3, "arguments": {"property": "ts"}})]),
+     "schema[0].quality[0].implementation.arguments.property", "'ts' is not a property"),
+    (lambda d: d["schema"][0].update(quality=[fresh({"metric": "stale", "mustBe": 0})]),
+     "schema[0].quality[0].implementation.metric", "expected one of freshness"),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[fresh({"mustBeLessThan": 3})]),
+     "schema[0].properties[1].quality[0].implementation.metric", "table-level"),
+    (lambda d: d["schema"][0].update(quality=[{"type": "sql", "query": "SELECT count(*) FROM t", "mustBe": 0}]),
      "schema[0].quality[0].query", "boolean row expression"),
-    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "soda"}]),
-     "schema[0].quality[0].engine", "unknown key"),
-    (lambda d: d["schema"][0].update(quality=[{"metric": "duplicateValues",
+    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "soda", "implementation": "checks"}]),
+     "schema[0].quality[0].engine", "engine: spark-audit"),
+    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "spark-audit", "implementation": "x"}]),
+     "schema[0].quality[0].implementation", "expected a mapping"),
+    (lambda d: d["schema"][0].update(quality=[{"metric": "duplicateValues", "mustBe": 0,
                                                "arguments": {"properties": ["id", "nope"]}}]),
      "schema[0].quality[0].arguments.properties", "'nope'"),
     (lambda d: d["schema"][0].update(quality=[{"id": "x", "metric": "rowCount", "mustBeGreaterThan": 0},
@@ -155,10 +172,25 @@ def test_odcs_descriptive_keys_are_accepted():
         metric="invalidValues", arguments={"minimum": 0}),
      "schema[0].properties[2].quality[0].arguments.minimum", "logicalType"),
     (lambda d: d["schema"][0]["properties"][1].update(quality=[{
-        "metric": "invalidValues", "arguments": {"minimum": 5, "maximum": 1}}]),
+        "metric": "invalidValues", "arguments": {"minimum": 5, "maximum": 1}, "mustBe": 0}]),
      "schema[0].properties[1].quality[0].arguments.maximum", "below"),
-    (lambda d: d["schema"][0]["properties"][1].update(quality=[{"metric": "invalidValues", "arguments": {}}]),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[{"metric": "invalidValues", "arguments": {},
+                                                                 "mustBe": 0}]),
      "schema[0].properties[1].quality[0].arguments", "minimum or maximum"),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[{"type": "library", "rule": "nullValues",
+                                                                 "mustBe": 0}]),
+     "schema[0].properties[1].quality[0].metric", "write metric"),
+    (lambda d: d["schema"][0]["properties"][1].update(quality=[{"type": "text", "mustBe": 0}]),
+     "schema[0].properties[1].quality[0].mustBe", "unknown key"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimum": 1, "exclusiveMinimum": 0}),
+     "schema[0].properties[1].logicalTypeOptions.exclusiveMinimum", "not both"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"multipleOf": 5}),
+     "schema[0].properties[1].logicalTypeOptions.multipleOf", "does not check multipleOf"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalType="time"),
+     "schema[0].properties[1].logicalType", "expected one of string, integer"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalType="object", properties=[{"name": "x"}]),
+     "schema[0].properties[1].properties", "nested"),
+    (lambda d: d.update(description={"purpose": "p", "usgae": "u"}), "description.usgae", "did you mean 'usage'"),
     (lambda d: d["schema"][0].update(customProperties=[{"property": "unexpectedColumns", "value": "warn"}]),
      "schema[0].customProperties[0].value", "ignore"),
 ])
@@ -202,17 +234,22 @@ def test_non_mapping_and_empty_files(tmp_path):
 def test_quality_rules_and_defaults():
     doc = base()
     doc["schema"][0]["properties"][0]["quality"] = [
-        {"rule": "invalidValues", "arguments": {"pattern": "^C"}, "mustBeLessThan": 5, "unit": "percent"},
-        {"metric": "missingValues", "arguments": {"missingValues": [None, "", "n/a"]}},
+        {"metric": "invalidValues", "arguments": {"pattern": "^C"}, "mustBeLessThan": 5, "unit": "percent"},
+        {"metric": "missingValues", "arguments": {"missingValues": [None, "", "n/a"]}, "mustBe": 0},
         {"type": "text", "description": "ids come from the CRM"},
-        {"type": "sql", "query": "length(id) = 7", "severity": "info"},
+        {"type": "sql", "query": "length(id) = 7", "severity": "info", "mustBeLessOrEqualTo": 2},
     ]
-    rules = parse_contract(doc).schema[0].property("id").quality
+    doc["schema"][0]["quality"] = [fresh({"arguments": {"property": "age"}, "mustBeBetween": [0, 2]}, "days")]
+    obj = parse_contract(doc).schema[0]
+    rules = obj.property("id").quality
     assert [r.metric for r in rules] == ["invalidValues", "missingValues", "sql"]
     assert rules[0].threshold == Threshold("mustBeLessThan", 5, "percent")
-    assert rules[1].threshold == Threshold("mustBe", 0, "rows")  # no operator: mustBe 0
+    assert rules[1].threshold == Threshold("mustBe", 0, "rows")  # unit rows by default
     assert rules[1].arguments["missingValues"] == ("", "n/a")
-    assert rules[2].type == "sql" and rules[2].severity == "info"
+    assert rules[2].type == "sql" and rules[2].severity == "info" and rules[2].query == "length(id) = 7"
+    [freshness] = obj.quality
+    assert (freshness.metric, freshness.type, dict(freshness.arguments)) == ("freshness", "custom", {"property": "age"})
+    assert freshness.threshold == Threshold("mustBeBetween", (0, 2), "days") and freshness.severity == "error"
 
 
 def test_invalid_values_by_range_and_unexpected_columns_setting():
@@ -240,6 +277,19 @@ def test_dates_and_timestamps_normalised():
     bad = copy.deepcopy(doc)
     bad["schema"][0]["properties"][-1]["logicalTypeOptions"]["minimum"] = "yesterday"
     assert spec_error(bad).key == "schema[0].properties[4].logicalTypeOptions.minimum"
+
+
+def test_timestamp_bounds_compare_as_naive_utc():
+    assert order_key("2024-01-01T01:00:00+01:00", "timestamp") == dt.datetime(2024, 1, 1)
+    assert order_key("2024-01-01T00:30:00Z", "timestamp") == dt.datetime(2024, 1, 1, 0, 30)
+    assert order_key("2024-01-01T00:30:00", "timestamp") == dt.datetime(2024, 1, 1, 0, 30)  # naive: UTC
+    doc = base()
+    doc["schema"][0]["properties"].append({"name": "ts", "logicalType": "timestamp", "logicalTypeOptions": {
+        "minimum": "2024-01-01T01:00:00+01:00", "maximum": "2024-01-01T00:30:00Z"}})  # 00:00Z <= 00:30Z
+    assert parse_contract(doc).schema[0].property("ts").maximum == "2024-01-01T00:30:00Z"
+    doc["schema"][0]["properties"][-1]["logicalTypeOptions"]["maximum"] = "2024-01-01T00:30:00+01:00"  # 23:30Z
+    err = spec_error(doc)
+    assert err.key == "schema[0].properties[3].logicalTypeOptions.maximum" and "below minimum" in str(err)
 
 
 @pytest.mark.parametrize("threshold, observed, expected", [

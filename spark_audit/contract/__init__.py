@@ -1,5 +1,7 @@
-"""Data contracts (ODCS v3 shape): model and loading, compilation to aggregate
-expressions, evaluation into ``contract_violations`` rows, and inference from a profile.
+"""Data contracts (ODCS v3 shape): reading and validation (``reader``, against the official
+ODCS JSON schema in ``odcs``), the model (``model``), the table of rule kinds (``rules``),
+compilation to aggregate expressions (``compile``), evaluation into ``contract_violations``
+rows (``results``), and inference from a profile (``infer``).
 
 Typical use::
 
@@ -12,20 +14,16 @@ Typical use::
 """
 
 from spark_audit.contract.compile import (
-    BAD_ROWS_SCHEMA,
-    CONTRACT_VIOLATIONS_FIELDS,
     ContractPlan,
-    GroupedRuleResult,
     PlanRule,
-    RuleResult,
     check_dataframe,
     compile_contract,
     quote_name,
     sample_bad_rows,
     uniqueness_results,
-    worst_severity,
 )
 from spark_audit.contract.infer import infer_contract
+from spark_audit.contract.logical_types import logical_type_of
 from spark_audit.contract.model import (
     DataContract,
     Property,
@@ -33,11 +31,16 @@ from spark_audit.contract.model import (
     SchemaObject,
     SpecialValue,
     Threshold,
-    load_contract,
-    loads_contract,
-    logical_type_of,
-    parse_contract,
 )
+from spark_audit.contract.reader import load_contract, loads_contract, parse_contract
+from spark_audit.contract.results import (
+    BAD_ROWS_SCHEMA,
+    CONTRACT_VIOLATIONS_FIELDS,
+    GroupedRuleResult,
+    RuleResult,
+    worst_severity,
+)
+from spark_audit.contract.rules import RULES, RuleKind
 
 __all__ = [
     "BAD_ROWS_SCHEMA",
@@ -48,6 +51,8 @@ __all__ = [
     "PlanRule",
     "Property",
     "QualityRule",
+    "RULES",
+    "RuleKind",
     "RuleResult",
     "SchemaObject",
     "SpecialValue",

@@ -17,9 +17,10 @@ What is inferred, per column of the profile:
 * a table-level ``rowCount > 0`` when the profile saw rows.
 
 Uniqueness is never inferred: the profile's distinct count is an estimate. The
-inferred contract loads with :mod:`spark_audit.contract.model` and passes on the
-data it was inferred from (unless more than ``max_out_of_range_percent`` of its
-rows are wild values beyond the fence of step 3 below).
+inferred contract passes the official ODCS schema, loads with
+:mod:`spark_audit.contract.reader` and passes on the data it was inferred from
+(unless more than ``max_out_of_range_percent`` of its rows are wild values beyond
+the fence of step 3 below).
 
 Numeric bounds
 --------------
@@ -69,7 +70,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from spark_audit.contract.model import logical_type_of
+from spark_audit.contract.logical_types import LOGICAL_TYPES, logical_type_of
 
 __all__ = ["infer_contract"]
 
@@ -129,7 +130,7 @@ def _infer_property(col: Any, *, tolerance: float, max_categories: int, margin: 
                     out_of_range: float) -> dict[str, Any]:
     dtype = str(col.dtype)
     ltype = logical_type_of(dtype)
-    if ltype not in ("string", "integer", "number", "boolean", "date", "timestamp", "array", "object"):
+    if ltype not in LOGICAL_TYPES:
         ltype = "string" if col.kind == "categorical" else "object"
     prop: dict[str, Any] = {"name": col.name, "logicalType": ltype, "physicalType": dtype}
     count = int(col.count or 0)
