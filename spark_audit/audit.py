@@ -31,7 +31,7 @@ from spark_audit.findings import Candidate, Finding, decide, exit_code, worst
 from spark_audit.names import col as _c
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import ColumnSpec
-from spark_audit.profile.profiler import MODEL_VERSION, W_START, with_group_columns
+from spark_audit.profile.profiler import MODEL_VERSION, W_START, merged_group, with_group_columns
 from spark_audit.profile.state import Bins, GroupKey, merge_all
 from spark_audit.progress import QUIET, Progress
 from spark_audit.reference import (
@@ -44,6 +44,7 @@ from spark_audit.reference import (
     resolve_model_version,
 )
 from spark_audit.rows import finite, group_fields
+from spark_audit.scan import ScanPart
 from spark_audit.source import commit_time, read_source
 from spark_audit.spec import AuditSpec, check_feature_kinds
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration, parse_iso
@@ -136,7 +137,7 @@ def profile_reference(
     windowed = bool(spec.window.size and spec.source.timestamp_column)
     by_window = Grouping(timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,
                          model_version=model_version) if windowed else grouping
-    q_exprs = quality.exprs(spec.quality, None) if spec.quality else []
+    q_parts = quality.parts(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
                                               kll_k=spec.profile.kll_k))
@@ -148,10 +149,9 @@ def profile_reference(
         pca_names = multivariate.pca_features(spec.features, base.profile)
         pca_means = [float(base.profile.columns[n].mean) for n in pca_names]
         pca_stds = [float(base.profile.columns[n].std) for n in pca_names]
-        pca_exprs = multivariate.cross_moment_exprs(pca_names, pca_means, pca_stds) if len(pca_names) > 1 else []
+        pca_parts = [multivariate.moments_part(pca_names, pca_means, pca_stds)] if len(pca_names) > 1 else []
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers,
-                                extra_exprs=q_exprs + table_checks.duplicate_exprs(df.columns) + pca_exprs)
+                                centers=centers, parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
         # with a version column the audit judges each version's volume against that version's own
         by_version = table_checks.count_by_version(df, replace(
             by_window, model_version_column=spec.model.version_column), spec.slices) \
@@ -177,7 +177,7 @@ def profile_reference(
                                                 by_version.get(label, {})) if windowed else {})
         if spec.quality:
             states = [quality.state(g) for g in windows[label]]
-            total = quality.state(GroupResult(key, merged, children=list(windows[label])))
+            total = quality.state(merged_group(key, windows[label]))
             extras.update(quality.reference_extras(spec.quality, total, states))
         return replace(merged, columns=cols, extras=extras)
 
@@ -186,7 +186,7 @@ def profile_reference(
     extras = dict(profile.extras)
     if windowed:
         extras.update(multivariate.reference_extras(pca_names, pca_means, pca_stds, windows[None],
-                                                    GroupResult(key, profile, children=list(windows[None]))))
+                                                    merged_group(key, windows[None])))
     profile = replace(profile, key=key, slices=slices, extras=extras)
     return profile, version
 
@@ -379,13 +379,13 @@ def run_audit(
         plan = compile_contract(contract, df.schema, now=now, timestamp_column=spec.source.timestamp_column)
     with progress.phase("profiling windows" + (" and checking the contract" if plan else "")):
         pca = ref.profile.extras.get("pca")
-        extra = table_checks.duplicate_exprs(df.columns) + table_checks.newest_exprs(spec.source.timestamp_column) + (
-            multivariate.error_exprs(pca) if pca else []) + (
-            plan.exprs if plan else []) + (
-            quality.exprs(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else [])
+        parts = [table_checks.part(df.columns, spec.source.timestamp_column)]
+        parts += [multivariate.error_part(pca)] if pca else []
+        parts += [contract_part(plan)] if plan else []
+        parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
         centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                extra_exprs=extra, centers=centers)
+                                parts=parts, centers=centers)
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {version}"
@@ -485,6 +485,11 @@ def run_audit(
     return result
 
 
+def contract_part(plan: ContractPlan) -> ScanPart:
+    """The contract's scan part: its rules' counts (freshness keeps the latest time)."""
+    return ScanPart("c", tuple(plan.exprs), merge=lambda a, b: plan.merge_rows([a, b]))
+
+
 MAX_SAMPLED_FAILURES = 50  # (rule, window) pairs whose bad rows are sampled, one limited query each
 
 
@@ -501,8 +506,7 @@ def _check_contract(
         for g in uniqueness_results(with_group_columns(df, grouping), plan, cols):
             unique.setdefault((iso_utc(g.group.get(W_START)), g.group[MODEL_VERSION]), []).append(g.result)
     for g in groups:
-        row = plan.merge_rows(c.row for c in g.children) if g.children else g.row
-        rules = plan.evaluate(row, total_rows=g.profile.row_count, now=now)
+        rules = plan.evaluate(g.states["c"], total_rows=g.profile.row_count, now=now)
         if g.key.slice is None:
             rules += unique.get((g.key.window_start, g.key.model_version), [])
         per_group += [(g.key, r) for r in rules]

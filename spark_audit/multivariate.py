@@ -35,6 +35,7 @@ from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
+from spark_audit.scan import ScanPart
 
 MAX_FEATURES = 20
 VARIANCE_SHARE = 0.9
@@ -65,10 +66,10 @@ def cross_moment_exprs(names: Sequence[str], means: Sequence[float], stds: Seque
 def moments_of(group: GroupResult, p: int) -> np.ndarray:
     """The group's p x p cross-moment matrix (its finest rows' sums added)."""
     s = np.zeros((p, p))
-    for row in group.leaf_rows():
-        for i in range(p):
-            for j in range(i, p):
-                s[i, j] += float(row.get(f"{M}{i}_{j}") or 0.0)
+    state = group.states["m"]
+    for i in range(p):
+        for j in range(i, p):
+            s[i, j] = float(state.get(f"{M}{i}_{j}") or 0.0)
     return np.triu(s) + np.triu(s, 1).T
 
 
@@ -115,9 +116,19 @@ def error_exprs(pca: dict[str, Any]) -> list[Column]:
     return [F.sum(err).alias(R + "sum"), F.sum(err * err).alias(R + "sq")]
 
 
+def moments_part(names: Sequence[str], means: Sequence[float], stds: Sequence[float]) -> ScanPart:
+    """The reference's scan part: cross-moments of the standardised features (sums)."""
+    return ScanPart("m", tuple(cross_moment_exprs(names, means, stds)))
+
+
+def error_part(pca: dict[str, Any]) -> ScanPart:
+    """The audit's scan part: sum and sum of squares of each row's reconstruction error."""
+    return ScanPart("r", tuple(error_exprs(pca)))
+
+
 def _sums(group: GroupResult) -> tuple[float, float]:
-    rows = group.leaf_rows()
-    return (sum(float(r.get(R + "sum") or 0.0) for r in rows), sum(float(r.get(R + "sq") or 0.0) for r in rows))
+    state = group.states["r"]
+    return float(state.get(R + "sum") or 0.0), float(state.get(R + "sq") or 0.0)
 
 
 def candidate(pca: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:

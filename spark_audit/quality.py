@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
@@ -40,6 +40,7 @@ from spark_audit.findings import Candidate, Finding
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
 from spark_audit.rows import finite, group_fields
+from spark_audit.scan import ScanPart
 from spark_audit.spec import AuditSpec, QualityConfig, QualitySpec
 from spark_audit.timeutil import iso_utc
 
@@ -61,23 +62,22 @@ def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFram
     )
 
 
-def exprs(cfg: QualityConfig, calibration: Calibration | None) -> list[Column]:
-    out = quality_exprs(cfg.measure, prefix=Q)
+def parts(cfg: QualityConfig, calibration: Calibration | None) -> list[ScanPart]:
+    """The quality scan part (realised metrics' sums) and, with a calibration, the estimate's."""
+    out = [ScanPart("q", tuple(quality_exprs(cfg.measure, prefix=Q)), merge=merge_states)]
     m = cfg.measure
     if calibration is not None and m.score:
         # the estimate calls a row positive as the realised metrics do: by the prediction column when
         # the spec has one, else by score >= threshold
-        out += estimated_exprs(calibration, m.score, m.threshold, prefix=E, prediction_col=m.prediction,
-                               positive=m.positive)
+        out.append(ScanPart("e", tuple(estimated_exprs(calibration, m.score, m.threshold, prefix=E,
+                                                       prediction_col=m.prediction, positive=m.positive)),
+                            merge=merge_states))
     return out
 
 
 def state(group: GroupResult) -> dict[str, Any]:
-    """The group's quality state: its finest rows' states, added up."""
-    acc: dict[str, Any] = {}
-    for row in group.leaf_rows():
-        acc = merge_states(acc, {k: v for k, v in row.items() if k.startswith((Q, E))})
-    return acc
+    """The group's quality state (realised and estimated sums, merged over its finest groups)."""
+    return {**group.states["q"], **group.states["e"]}
 
 
 def reference_extras(cfg: QualityConfig, ref_state: dict[str, Any],

@@ -35,6 +35,7 @@ from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, Grouping, GroupResult, with_group_columns
 from spark_audit.profile.state import HLL_LG_K
+from spark_audit.scan import ScanPart
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_time
 
 ROWS_HLL = "t__rows_hll"
@@ -49,14 +50,30 @@ def duplicate_exprs(columns: Sequence[str]) -> list[Column]:
     return [F.hll_sketch_agg(F.xxhash64(*[_c(c) for c in columns]), HLL_LG_K).alias(ROWS_HLL)]
 
 
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Row-hash sketches unite; the newest row is the later one."""
+    out = {**a, **b}
+    sketches = [bytes(x[ROWS_HLL]) for x in (a, b) if x.get(ROWS_HLL) is not None]
+    if len(sketches) == 2:
+        union = hll_union(HLL_LG_K)
+        for s in sketches:
+            union.update(hll_sketch.deserialize(s))
+        out[ROWS_HLL] = bytes(union.get_result().serialize_compact())
+    newest = [int(x[NEWEST]) for x in (a, b) if x.get(NEWEST) is not None]
+    if newest:
+        out[NEWEST] = max(newest)
+    return out
+
+
+def part(columns: Sequence[str], timestamp_column: str | None = None) -> ScanPart:
+    """The table checks' scan part: the row-hash sketch of ``columns`` and, with a timestamp column,
+    the newest row's time."""
+    return ScanPart("t", tuple(duplicate_exprs(columns) + newest_exprs(timestamp_column)), merge=_merge)
+
+
 def _rows_hll(group: GroupResult) -> bytes | None:
-    sketches = [bytes(r[ROWS_HLL]) for r in group.leaf_rows() if r.get(ROWS_HLL) is not None]
-    if len(sketches) <= 1:
-        return sketches[0] if sketches else None
-    union = hll_union(HLL_LG_K)
-    for b in sketches:
-        union.update(hll_sketch.deserialize(b))
-    return bytes(union.get_result().serialize_compact())
+    b = group.states["t"].get(ROWS_HLL)
+    return None if b is None else bytes(b)
 
 
 def duplicate_share(group: GroupResult) -> float | None:
@@ -175,7 +192,7 @@ def newest_exprs(timestamp_column: str | None) -> list[Column]:
 
 def newest_row(groups: Sequence[GroupResult]) -> datetime | None:
     """The newest row's time over the groups (their finest rows)."""
-    found = [int(r[NEWEST]) for g in groups for r in g.leaf_rows() if r.get(NEWEST) is not None]
+    found = [int(g.states["t"][NEWEST]) for g in groups if g.states["t"].get(NEWEST) is not None]
     return datetime.fromtimestamp(max(found) / 1e6, tz=timezone.utc) if found else None
 
 

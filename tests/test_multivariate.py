@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 
 from spark_audit import multivariate as mv
-from spark_audit.profile.profiler import GroupResult
+from spark_audit.profile.profiler import GroupResult, merged_group
 from spark_audit.profile.state import GroupKey, TableProfile
+from spark_audit.scan import States
 
 
 def group(z: np.ndarray, children=()) -> GroupResult:
     p = z.shape[1] if len(z) else 0
     row = {f"{mv.M}{i}_{j}": float(np.sum(z[:, i] * z[:, j])) for i in range(p) for j in range(i, p)}
     key = GroupKey()
-    return GroupResult(key, TableProfile(key, len(z), {}), row=row, children=list(children))
+    return GroupResult(key, TableProfile(key, len(z), {}), states=States(values={"m": row}), children=list(children))
 
 
 def correlated(rng, n: int, rho: float = 0.8) -> np.ndarray:
@@ -28,10 +29,10 @@ def correlated(rng, n: int, rho: float = 0.8) -> np.ndarray:
 def test_cross_moment_merge_equals_the_union():
     rng = np.random.default_rng(1)
     parts = [correlated(rng, n) for n in (100, 250, 40)]
-    merged = GroupResult(GroupKey(), TableProfile(GroupKey(), 390, {}), children=[group(p) for p in parts])
+    merged = merged_group(GroupKey(), [group(p) for p in parts])
     assert np.allclose(mv.moments_of(merged, 3), mv.moments_of(group(np.vstack(parts)), 3))
     # any order
-    other = GroupResult(GroupKey(), TableProfile(GroupKey(), 390, {}), children=[group(p) for p in parts[::-1]])
+    other = merged_group(GroupKey(), [group(p) for p in parts[::-1]])
     assert np.allclose(mv.moments_of(other, 3), mv.moments_of(merged, 3))
 
 
@@ -55,14 +56,15 @@ def test_window_error_from_moments_equals_the_mean_row_error():
 def test_a_decorrelated_pair_leaves_the_band_and_stable_windows_do_not():
     rng = np.random.default_rng(4)
     windows = [group(correlated(rng, 4000)) for _ in range(7)]
-    total = GroupResult(GroupKey(), TableProfile(GroupKey(), 28000, {}), children=windows)
+    total = merged_group(GroupKey(), windows)
+    assert total.profile.row_count == 28000
     pca = mv.reference_extras(["a", "b", "c"], [0.0] * 3, [1.0] * 3, windows, total)["pca"]
     comps = np.asarray(pca["components"])
 
     def audited(z):
         err = np.sum(z * z, axis=1) - np.sum((z @ comps.T) ** 2, axis=1)
         g = group(z)
-        g.row.update({mv.R + "sum": float(err.sum()), mv.R + "sq": float((err * err).sum())})
+        g.states.values["r"] = {mv.R + "sum": float(err.sum()), mv.R + "sq": float((err * err).sum())}
         return mv.candidate(pca, g, judged=True)
 
     stable = [audited(correlated(rng, 4000)) for _ in range(20)]

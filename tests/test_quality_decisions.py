@@ -10,6 +10,7 @@ from spark_audit import quality
 from spark_audit.findings import decide
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import GroupKey, TableProfile
+from spark_audit.scan import States
 from spark_audit.spec import parse_spec
 
 SPEC = parse_spec({
@@ -31,7 +32,7 @@ def counts(rng, n: int, acc: float, pos_rate: float = 0.3) -> dict:
 def group(day: int, state: dict) -> GroupResult:
     key = GroupKey(window_start=f"2026-01-{day:02d}T00:00:00Z", window_end=f"2026-01-{day + 1:02d}T00:00:00Z")
     n = sum(int(state.get(f"q__{k}", 0)) for k in ("tp", "fp", "tn", "fn", "unlabelled"))
-    return GroupResult(key=key, profile=TableProfile(key, n, {}), row=state)
+    return GroupResult(key=key, profile=TableProfile(key, n, {}), states=States(values={"q": state}))
 
 
 def reference(rng, days: int = 7, n: int = 4000, acc: float = 0.9) -> TableProfile:
@@ -142,7 +143,7 @@ def test_fairness_gaps_of_equal_groups_are_noise_not_findings():
             for v in ("a", "b"):
                 gr = group(d, counts(rng, 300, 0.8))
                 groups.append(GroupResult(key=GroupKey(window_start=gr.key.window_start, slice=f"g={v}"),
-                                          profile=gr.profile, row=gr.row))
+                                          profile=gr.profile, states=gr.states))
         _, cands = quality.fairness(spec, groups, {})
         material += any(c.material for c in cands)
         noisy += bool(decide(cands, 0.05))

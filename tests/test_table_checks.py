@@ -82,8 +82,8 @@ def test_freshness_of_the_newest_row_and_the_latest_commit():
     now = datetime(2026, 1, 10, 12, tzinfo=UTC)
     day = 86_400
     older = [g(1), g(2)]
-    older[0].row[NEWEST] = int(datetime(2026, 1, 8, tzinfo=UTC).timestamp() * 1e6)
-    older[1].row[NEWEST] = int(datetime(2026, 1, 9, 6, tzinfo=UTC).timestamp() * 1e6)
+    older[0].states.values["t"] = {NEWEST: int(datetime(2026, 1, 8, tzinfo=UTC).timestamp() * 1e6)}
+    older[1].states.values["t"] = {NEWEST: int(datetime(2026, 1, 9, 6, tzinfo=UTC).timestamp() * 1e6)}
     newest = newest_row(older)
     assert newest == datetime(2026, 1, 9, 6, tzinfo=UTC)
     # the newest row is 30 h old: fine at 2 days, stale at 1 day; a commit 3 days old is stale at 2 days

@@ -1,8 +1,8 @@
 """Profile a DataFrame per (window, slice, model version) group in one aggregation.
 
 The scan: one ``groupBy(window, slices, model_version).agg(...)`` with every
-column's expressions (plus whatever extra expressions the caller adds, such as
-contract rules or quality metrics, so they share the scan). Exact top-k of
+column's expressions plus every scan part's (``spark_audit.scan``: contract rules,
+quality metrics, table checks, ...), so they share the scan. Exact top-k of
 categorical columns is the only other pass: one grouped count over all
 categorical columns at once. Coarser groups (all slices of a window) are merged
 from the finest ones in Python, not rescanned.
@@ -10,7 +10,7 @@ from the finest ones in Python, not rescanned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,11 +20,13 @@ from pyspark.sql import functions as F
 from spark_audit.names import col as _c
 from spark_audit.profile.exprs import ColumnSpec, profile_exprs, profiles_from_row
 from spark_audit.profile.state import Bins, GroupKey, TableProfile, merge_all
+from spark_audit.scan import ScanPart, States, check_namespaces, merge_states
 from spark_audit.timeutil import iso_utc
 
 W_START = "__sa_window_start"
 W_END = "__sa_window_end"
 MODEL_VERSION = "__sa_model_version"
+PROFILE = "p"  # the profile's namespace in the scan
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,18 @@ class Grouping:
 
 @dataclass
 class GroupResult:
-    """One group's profile, and the raw aggregated row for other plans to read."""
+    """One group's profile and the states of the scan parts that shared its aggregation."""
 
     key: GroupKey
     profile: TableProfile
-    row: dict[str, Any] = field(default_factory=dict)
+    states: States = field(default_factory=States)
     children: list[GroupResult] = field(default_factory=list)  # finest groups merged into this one
 
-    def leaf_rows(self) -> list[dict[str, Any]]:
-        """The aggregated rows of the finest groups this one merges (its own row when it is one): every
-        scan part reads its states from these and adds them up."""
-        if not self.children:
-            return [self.row]
-        return [r for c in self.children for r in c.leaf_rows()]
+
+def merged_group(key: GroupKey, members: Sequence[GroupResult]) -> GroupResult:
+    """The group of the union of disjoint groups: profiles and every part's state merged, no rescan."""
+    return GroupResult(key=key, profile=merge_all((m.profile for m in members), key=key),
+                       states=merge_states(m.states for m in members), children=list(members))
 
 
 def with_group_columns(df: DataFrame, grouping: Grouping) -> DataFrame:
@@ -121,18 +122,22 @@ def profile_groups(
     bins: Mapping[str, Bins] | None = None,
     top_k: int = 20,
     kll_k: int = 200,
-    extra_exprs: Iterable[Column] = (),
+    parts: Sequence[ScanPart] = (),
     centers: Mapping[str, float] | None = None,
 ) -> list[GroupResult]:
-    """Profile every finest group (window x slice values x model version).
+    """Profile every finest group (window x slice values x model version), with every scan part's
+    expressions in the same aggregation; each group keeps the parts' states.
 
     ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
     """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
-    exprs = profile_exprs(columns, kll_k=kll_k, bins=bins, centers=centers) + list(extra_exprs)
-    rows = [r.asDict() for r in grouped.groupBy(*group_cols).agg(*exprs).collect()]
+    profile = ScanPart(PROFILE, tuple(profile_exprs(columns, prefix=PROFILE + "__", kll_k=kll_k, bins=bins,
+                                                    centers=centers)))
+    aggregated = grouped.groupBy(*group_cols).agg(*profile.exprs, *[e for p in parts for e in p.exprs])
+    check_namespaces(aggregated.columns, [profile, *parts], others=group_cols)  # analysis only, no job
+    rows = [r.asDict() for r in aggregated.collect()]
     tops = top_k_counts(grouped, columns, group_cols, top_k)
     results = []
     for row in rows:
@@ -149,7 +154,8 @@ def profile_groups(
             slice=_slice_label(grouping, row),
             model_version=row.get(MODEL_VERSION),
         )
-        results.append(GroupResult(key=key, profile=TableProfile(key, n, cols, schema), row=row))
+        results.append(GroupResult(key=key, profile=TableProfile(key, n, cols, schema),
+                                   states=States.of_row(parts, row)))
     results.sort(key=lambda r: (r.key.window_start or "", r.key.model_version or "", r.key.slice or ""))
     return results
 
@@ -165,7 +171,6 @@ def overall_groups(results: list[GroupResult]) -> list[GroupResult]:
         if len(members) == 1 and members[0].key.slice is None:
             out.append(members[0])
             continue
-        merged = merge_all((m.profile for m in members), key=key)
-        out.append(GroupResult(key=key, profile=merged, row={}, children=members))
+        out.append(merged_group(key, members))
     out.sort(key=lambda r: (r.key.window_start or "", r.key.model_version or ""))
     return out
