@@ -12,13 +12,13 @@ or a local ``.json`` file path (``file:/...`` too).
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_audit.errors import ReferenceError_, TrackingError
+from spark_audit import tracking
+from spark_audit.errors import ReferenceError_
 from spark_audit.profile.state import TableProfile
 from spark_audit.spec import MlflowSpec
 
@@ -31,10 +31,10 @@ def mlflow_client(ml: MlflowSpec):
     """An MLflow client on the spec's tracking URI, checked to be reachable.
 
     HTTP retries are capped (unless the environment sets them) so an
-    unreachable server fails in seconds with a clear message, not minutes.
+    unreachable server fails in seconds with a clear message, not minutes
+    (``spark_audit.tracking``).
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    tracking.apply_defaults()
     import mlflow
     from mlflow import MlflowClient
 
@@ -43,11 +43,7 @@ def mlflow_client(ml: MlflowSpec):
     if ml.registry_uri:
         mlflow.set_registry_uri(ml.registry_uri)
     client = MlflowClient(tracking_uri=ml.tracking_uri, registry_uri=ml.registry_uri)
-    try:
-        client.search_experiments(max_results=1)
-    except Exception as e:  # noqa: BLE001 - any failure here means "cannot use the server"
-        uri = ml.tracking_uri or mlflow.get_tracking_uri()
-        raise TrackingError(f"MLflow tracking server {uri!r} is not reachable: {_short(e)}") from None
+    tracking.check_reachable(client)
     return client
 
 
@@ -75,6 +71,8 @@ def resolve_model_version(client, name: str, version: str | None, alias: str | N
         return client.get_model_version(name, str(version))
     except Exception as e:  # noqa: BLE001
         what = f"@{alias}" if alias else f"version {version}"
+        if tracking.lost_server(e):  # not an answer: the server is gone
+            raise tracking.error(client, f"resolving registered model {name!r} {what}", e) from e
         raise ReferenceError_(f"registered model {name!r} {what} not found: {_short(e)}") from None
 
 
@@ -97,6 +95,8 @@ def _download(client, run_id: str, uri: str) -> TableProfile:
         try:
             local = client.download_artifacts(run_id, REF_ARTIFACT, tmp)
         except Exception as e:  # noqa: BLE001
+            if tracking.lost_server(e):  # not an answer: the server is gone
+                raise tracking.error(client, f"loading reference {uri!r}", e) from e
             raise ReferenceError_(
                 f"reference {uri!r}: run {run_id} has no artifact {REF_ARTIFACT} ({_short(e)}); "
                 "build one with `spark-audit reference build`"
