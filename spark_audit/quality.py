@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
+from spark_audit import store
 from spark_audit.catalog import lower_is_better
 from spark_audit.decay import (
     Calibration,
@@ -208,8 +209,8 @@ def evaluate(
                 values, critical_level, higher_is_better=not lower_is_better(metric))
             p = _worse_p(metric, value, ref, se_total) if deg is not None else math.nan
             est_se = estimated_se(metric, estimated) if est is not None and metric in ESTIMATED else math.nan
-            row = dict(
-                common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
+            row = store.row(
+                "performance_metrics", **common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
                 degradation=finite(deg), estimated_value=finite(est), estimated_degradation=finite(est_deg),
                 n=int(realised.get("n") or 0), unlabelled=int(realised.get("unlabelled") or 0),
                 anomaly=anomaly is not None, anomaly_reason=anomaly.reason if anomaly else None,
@@ -340,14 +341,15 @@ def fairness(
 
 
 def _fairness_row(common: dict[str, Any], key, metric: str, value: float, detail: str) -> dict[str, Any]:
-    return dict(common, **group_fields(key), metric=metric, value=finite(value), anomaly=False,
-                anomaly_reason=detail)
+    return store.row("performance_metrics", **common, **group_fields(key), metric=metric, value=finite(value),
+                     anomaly=False, anomaly_reason=detail, reference_value=None, degradation=None,
+                     estimated_value=None, estimated_degradation=None, n=None, unlabelled=None, trend=None,
+                     windows_until_critical=None, sampling_error=None, p_value=None, q_value=None,
+                     estimated_sampling_error=None)
 
 
 def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> dict[tuple, list[tuple[str, float]]]:
     """Earlier windows' realised metrics from complete audits of the same audit name."""
-    from spark_audit import store
-
     df = store.complete(spark, spec.output, "performance_metrics")
     if df is None:
         return {}

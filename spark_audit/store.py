@@ -101,6 +101,31 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
 }
 
 
+def columns(table: str) -> tuple[str, ...]:
+    """The column names of a result table, in schema order."""
+    return tuple(TABLES[table][0].fieldNames())
+
+
+def row(table: str, **fields: Any) -> dict[str, Any]:
+    """A row of ``table``: every column of its schema by name, None where a value does not apply.
+
+    The one builder of result rows. An unknown column (a misspelling) or a missing one raises
+    ``ValueError`` naming them, here rather than as a NULL nobody notices in the table.
+    """
+    _check(table, fields)
+    return fields
+
+
+def _check(table: str, fields: dict[str, Any]) -> None:
+    names = TABLES[table][0].fieldNames()
+    unknown = sorted(set(fields) - set(names))
+    missing = [n for n in names if n not in fields]
+    if unknown or missing:
+        raise ValueError(f"a {table} row with " + "; ".join(
+            ([f"unknown column(s) {unknown}"] if unknown else []) + ([f"missing column(s) {missing}"] if missing else []))
+            + f"; its columns are {names}")
+
+
 def location(output: OutputSpec, table: str) -> str:
     if output.database:
         return f"{output.database}.{table}"
@@ -179,11 +204,16 @@ def write_rows(
     """Upsert ``rows`` (all of one ``audit_key``) into ``table``; returns rows written.
 
     One MERGE: matched natural keys are updated, new ones inserted, and rows of
-    the same audit_key that are no longer produced are deleted.
+    the same audit_key that are no longer produced are deleted. Every row must have exactly the
+    table's columns (see :func:`row`). A table written by an older release gains the columns this
+    one added (Delta schema evolution); its old rows read NULL there.
     """
     schema, key = TABLES[table]
     names = schema.fieldNames()
-    data = [tuple(r.get(n) for n in names) for r in rows]
+    rows = list(rows)
+    for r in rows:
+        _check(table, r)
+    data = [tuple(r[n] for n in names) for r in rows]
     for attempt in range(retries + 1):
         try:
             return _write_once(spark, output, table, schema, key, data, audit_key)

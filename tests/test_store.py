@@ -13,8 +13,14 @@ def rows(key, columns, value=1.0):
     return [dict(audit_key=key, audit_run_id=f"run-{key}", audit_name="a", source="s", source_version=0,
                  window_start=W, window_end=W, slice=None, model_version="1", drift_type="reference",
                  baseline="ref", column=c, kind="numeric", statistic="psi", value=value, p_value=None,
-                 threshold=0.1, drifted=False, critical=False, is_default=True, n_reference=1, n_current=1)
+                 threshold=0.1, drifted=False, critical=False, is_default=True, n_reference=1, n_current=1,
+                 material=False, q_value=None, noise=None)
             for c in columns]
+
+
+def run_row(**fields):
+    """An audit_runs row: the given columns, None for the rest."""
+    return {**dict.fromkeys(store.columns("audit_runs")), **fields}
 
 
 def test_rewrite_replaces_and_removes_stale_rows(spark, tmp_path):
@@ -55,7 +61,7 @@ def test_concurrent_writers_of_different_audits_both_land(spark, tmp_path):
 def test_complete_hides_runs_that_did_not_finish(spark, tmp_path):
     out = OutputSpec(path=str(tmp_path))
     store.write_rows(spark, out, "drift_metrics", rows("k1", ["a"]), audit_key="k1")
-    run = dict(audit_key="k1", audit_run_id="run-k1", audit_name="a", status="running")
+    run = run_row(audit_key="k1", audit_run_id="run-k1", audit_name="a", status="running")
     store.write_rows(spark, out, "audit_runs", [run], audit_key="k1")
     assert store.complete(spark, out, "drift_metrics").count() == 0
     store.write_rows(spark, out, "audit_runs", [dict(run, status="complete", finished_at=W)], audit_key="k1")
@@ -87,7 +93,22 @@ def test_complete_keeps_the_newest_run_per_model_version(spark, tmp_path):
                               ("k2", "2", datetime(2026, 1, 3, tzinfo=timezone.utc))):
         store.write_rows(spark, out, "drift_metrics", [dict(r, model_version=version) for r in rows(key, ["a"])],
                          audit_key=key)
-        store.write_rows(spark, out, "audit_runs", [dict(audit_key=key, audit_run_id=f"run-{key}", audit_name="a",
+        store.write_rows(spark, out, "audit_runs", [run_row(audit_key=key, audit_run_id=f"run-{key}", audit_name="a",
                                                          status="complete", finished_at=fin)], audit_key=key)
     got = sorted(r.model_version for r in store.complete(spark, out, "drift_metrics").collect())
     assert got == ["1", "2"]
+
+
+def test_a_row_with_an_unknown_or_missing_column_is_refused(spark, tmp_path):
+    """A misspelled key used to become a NULL nobody noticed; now the builder and the writer refuse it."""
+    import pytest
+
+    [good] = rows("k", ["a"])
+    assert store.row("drift_metrics", **good) == good
+    bad = dict(good, qvalue=0.1)  # misspelled q_value
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['qvalue'\]"):
+        store.row("drift_metrics", **bad)
+    short = {k: v for k, v in good.items() if k != "noise"}
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['noise'\]"):
+        store.write_rows(spark, OutputSpec(path=str(tmp_path)), "drift_metrics", [short], audit_key="k")
+    assert store.read(spark, OutputSpec(path=str(tmp_path)), "drift_metrics") is None  # nothing written
