@@ -48,6 +48,7 @@ from spark_audit.scan import ScanPart
 from spark_audit.source import commit_time, read_source
 from spark_audit.spec import AuditSpec, check_feature_kinds
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration, parse_iso
+from spark_audit.tracking import end_run_failed, tracking_calls
 
 # increase of the missing share (null + NaN + inf) over the reference that counts as a pipeline bug
 MISSING_WARN, MISSING_CRITICAL = 0.05, 0.20
@@ -211,7 +212,7 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
     if spec.model.name and (spec.model.version or spec.model.alias):
         mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
     profile, version = profile_reference(spark, spec, progress=progress, model_version=mv.version if mv else None)
-    with progress.phase("logging reference to MLflow"):
+    with progress.phase("logging reference to MLflow"), tracking_calls(client, "logging the reference"):
         exp_id = ensure_experiment(client, spec.mlflow)
         tags = {
             "spark_audit.kind": "reference", "spark_audit.audit": spec.name,
@@ -232,8 +233,8 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
             client.log_metric(run_id, "reference.rows", profile.row_count)
             if mv is not None:
                 client.set_model_version_tag(mv.name, mv.version, TAG_REF_RUN, run_id)
-        except Exception:
-            client.set_terminated(run_id, "FAILED")
+        except Exception as e:
+            end_run_failed(client, run_id, e)
             raise
         client.set_terminated(run_id, "FINISHED")
     progress.note(f"reference logged: runs:/{run_id} ({profile.row_count} rows)")
@@ -305,8 +306,8 @@ def _drift_rows(
 ) -> list[dict[str, Any]]:
     k = group.key
     return [
-        dict(
-            common, **group_fields(k), drift_type=drift_type, baseline=baseline, column=r.column,
+        store.row(
+            "drift_metrics", **common, **group_fields(k), drift_type=drift_type, baseline=baseline, column=r.column,
             kind=r.kind, statistic=r.statistic, value=finite(r.value), p_value=finite(r.p_value),
             threshold=r.threshold, drifted=r.drifted, critical=r.critical, is_default=r.is_default,
             n_reference=r.n_reference, n_current=r.n_current, material=r.material, q_value=None,
@@ -321,15 +322,12 @@ def _profile_rows(group: GroupResult, common: dict[str, Any]) -> list[dict[str, 
     rows = []
     for name, col in group.profile.columns.items():
         s = col.summary()
-        row = dict(
-            common, **group_fields(k), column=name, kind=col.kind, dtype=col.dtype,
-            row_count=group.profile.row_count, kll=col.kll, hll=col.hll, state=_state_json(col),
-        )
-        for key in store.TABLES["profile_metrics"][0].fieldNames():
-            if key in s and key not in row:
-                v = s[key]
-                row[key] = finite(float(v)) if isinstance(v, float) else v
-        rows.append(row)
+        fixed = dict(**common, **group_fields(k), column=name, kind=col.kind, dtype=col.dtype,
+                     row_count=group.profile.row_count, kll=col.kll, hll=col.hll, state=_state_json(col))
+        # the summary's statistics; those that do not apply to this kind (a categorical's mean) are None
+        stats = {key: (finite(float(v)) if isinstance(v := s.get(key), float) else v)
+                 for key in store.columns("profile_metrics") if key not in fixed}
+        rows.append(store.row("profile_metrics", **fixed, **stats))
     return rows
 
 
@@ -459,8 +457,8 @@ def run_audit(
         k = g.key
         decided = {row["column"]: bool(row["drifted"]) for row in rows}
         n, nd, share, drifted = dataset_verdict(decided, features, spec.drift.share_threshold)
-        result.dataset.append(dict(
-            common, **group_fields(k), drift_type="reference", baseline=ref.uri, columns=n,
+        result.dataset.append(store.row(
+            "dataset_drift", **common, **group_fields(k), drift_type="reference", baseline=ref.uri, columns=n,
             drifted_columns=nd, drift_share=float(share), share_threshold=spec.drift.share_threshold,
             drifted=bool(drifted and judged[id(g)]),
         ))
@@ -478,7 +476,7 @@ def run_audit(
         with progress.phase("evaluating the contract"):
             _check_contract(df, spec, plan, grouping, groups, result, common, now)
     if log_to_mlflow:
-        with progress.phase("logging audit to MLflow"):
+        with progress.phase("logging audit to MLflow"), tracking_calls(client, "logging the audit run"):
             result.mlflow_run_id = _log_audit_run(client, spec, result, ref, version)
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         _write(spark, spec, result, ref, start, end)
@@ -514,9 +512,7 @@ def _check_contract(
     key_rows = {g.key: g.profile.row_count for g in groups}
     for key, r in per_group:
         k = key or GroupKey()
-        result.violations.append(dict(
-            common, **group_fields(k), **r.as_dict(),
-        ))
+        result.violations.append(store.row("contract_violations", **common, **group_fields(k), **r.as_dict()))
         if r.passed is not False:  # True: passed; None: not evaluated, the schema result is the finding
             continue
         if key is not None and key_rows.get(key, spec.findings.min_rows) < spec.findings.min_rows \
@@ -532,9 +528,7 @@ def _check_contract(
         rows = _window_rows(df, spec, k)
         for i, bad in enumerate(sample_bad_rows(rows, plan, limit_per_rule=spec.contract.sample_rows,
                                                 mask_columns=spec.contract.mask_columns, rules=[r.rule_id])):
-            result.bad_rows.append(dict(
-                common, **group_fields(k), sample=i, **bad,
-            ))
+            result.bad_rows.append(store.row("contract_bad_rows", **common, **group_fields(k), sample=i, **bad))
 
 
 def _window_rows(df: DataFrame, spec: AuditSpec, key: GroupKey) -> DataFrame:
@@ -558,7 +552,9 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         started_at=datetime.now(timezone.utc), groups=len(result.groups), mlflow_run_id=result.mlflow_run_id,
         newest_row_at=result.newest_row_at, source_committed_at=result.source_committed_at,
     )
-    store.write_rows(spark, out, "audit_runs", [dict(run, status="running")], audit_key=result.audit_key)
+    store.write_rows(spark, out, "audit_runs", [store.row(
+        "audit_runs", **run, status="running", finished_at=None, findings=None, worst_severity=None, exit_code=None,
+        message=None)], audit_key=result.audit_key)
     common = dict(audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
                   source=spec.source.display, source_version=result.source_version)
     store.write_rows(spark, out, "profile_metrics", [r for g in result.groups for r in _profile_rows(g, common)],
@@ -571,8 +567,8 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
         store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
     store.write_rows(spark, out, "findings", _finding_rows(result, common), audit_key=result.audit_key)
-    store.write_rows(spark, out, "audit_runs", [dict(
-        run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
+    store.write_rows(spark, out, "audit_runs", [store.row(
+        "audit_runs", **run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
         worst_severity=result.worst_severity, exit_code=result.exit_code,
         message=f"{len(result.findings)} finding(s)",
     )], audit_key=result.audit_key)
@@ -585,7 +581,7 @@ def _finding_rows(result: AuditResult, common: dict[str, Any]) -> list[dict[str,
         key = GroupKey(window_start=f.window_start, slice=f.slice, model_version=f.model_version)
         ident = "|".join(str(x) for x in (f.kind, f.column, f.window_start, f.slice, f.model_version, f.statistic,
                                           f.message))
-        rows.append(dict(common, **group_fields(key), finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
+        rows.append(store.row("findings", **common, **group_fields(key), finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
                          kind=f.kind, column=f.column, severity=f.severity, message=f.message,
                          statistic=f.statistic, value=finite(f.value), threshold=finite(f.threshold),
                          q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id))
@@ -651,8 +647,8 @@ def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedRefe
             client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_status",
                                          result.worst_severity or "ok")
             client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_run", rid)
-    except Exception:
-        client.set_terminated(rid, "FAILED")
+    except Exception as e:
+        end_run_failed(client, rid, e)
         raise
     client.set_terminated(rid, "FINISHED")
     return rid
