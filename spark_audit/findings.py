@@ -32,6 +32,9 @@ from spark_audit.drift.stats import benjamini_hochberg
 from spark_audit.errors import EXIT_FINDINGS, EXIT_OK
 
 SEVERITIES = ("info", "warning", "error", "critical")
+"""The one severity order, mildest first."""
+FAILING = "error"
+"""The mildest severity that fails an audit (exit code 1)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ def worst(severities: Iterable[str]) -> str | None:
 
 
 def exit_code(worst_severity: str | None) -> int:
-    return EXIT_FINDINGS if worst_severity in ("error", "critical") else EXIT_OK
+    failing = worst_severity is not None and SEVERITIES.index(worst_severity) >= SEVERITIES.index(FAILING)
+    return EXIT_FINDINGS if failing else EXIT_OK
 
 
 @dataclass

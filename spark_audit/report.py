@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from spark_audit.audit import AuditResult
+from spark_audit.findings import SEVERITIES, exit_code
 from spark_audit.timeutil import iso_utc
 
-_MARK = {"critical": "CRITICAL", "error": "ERROR", "warning": "warning", "info": "info"}
+# failing severities shout
+_MARK = {s: s.upper() if exit_code(s) else s for s in SEVERITIES}
 
 
 def summary(result: AuditResult) -> str:
