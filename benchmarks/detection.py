@@ -59,7 +59,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from spark_audit.audit import build_reference, run_audit  # noqa: E402
 from spark_audit.contract import infer_contract  # noqa: E402
-from spark_audit.contract.model import logical_type_of  # noqa: E402
+from spark_audit.contract import logical_type_of  # noqa: E402
 from spark_audit.findings import SEVERITIES, Finding  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
 from spark_audit.spec import parse_spec  # noqa: E402

@@ -581,7 +581,8 @@ def _finding_rows(result: AuditResult, common: dict[str, Any]) -> list[dict[str,
         key = GroupKey(window_start=f.window_start, slice=f.slice, model_version=f.model_version)
         ident = "|".join(str(x) for x in (f.kind, f.column, f.window_start, f.slice, f.model_version, f.statistic,
                                           f.message))
-        rows.append(store.row("findings", **common, **group_fields(key), finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
+        rows.append(store.row("findings", **common, **group_fields(key),
+                              finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
                          kind=f.kind, column=f.column, severity=f.severity, message=f.message,
                          statistic=f.statistic, value=finite(f.value), threshold=finite(f.threshold),
                          q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id))

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     ki = ksub.add_parser("infer", help="suggest a contract from the spec's reference profile")
     ki.add_argument("spec")
     ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
-    ki.add_argument("--tolerance", type=float, default=0.1, help="relative widening of observed null/NaN/inf percentages and string lengths")
+    ki.add_argument("--tolerance", type=float, default=0.1,
+                    help="relative widening of observed null/NaN/inf percentages and string lengths")
     kc = ksub.add_parser("check", help="check a Delta table against a contract; exit 1 on error/critical")
     kc.add_argument("contract")
     kg = kc.add_mutually_exclusive_group(required=True)

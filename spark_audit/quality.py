@@ -210,7 +210,8 @@ def evaluate(
             p = _worse_p(metric, value, ref, se_total) if deg is not None else math.nan
             est_se = estimated_se(metric, estimated) if est is not None and metric in ESTIMATED else math.nan
             row = store.row(
-                "performance_metrics", **common, **group_fields(k), metric=metric, value=finite(value), reference_value=finite(ref),
+                "performance_metrics", **common, **group_fields(k), metric=metric, value=finite(value),
+                reference_value=finite(ref),
                 degradation=finite(deg), estimated_value=finite(est), estimated_degradation=finite(est_deg),
                 n=int(realised.get("n") or 0), unlabelled=int(realised.get("unlabelled") or 0),
                 anomaly=anomaly is not None, anomaly_reason=anomaly.reason if anomaly else None,

@@ -25,12 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spark_audit.catalog import DRIFT_KINDS, KINDS, SCORE_BINS, TASKS, default_metrics, task_metrics
 from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import SpecError
 from spark_audit.timeutil import parse_duration, parse_time
+from spark_audit.yamlread import KeyPathReader, join, load_yaml
 
 
 @dataclass(frozen=True)
@@ -266,39 +265,22 @@ class AuditSpec:
 # --------------------------------------------------------------------------- parsing
 
 
-def _join(key: str, k: str) -> str:
-    return f"{key}.{k}" if key else str(k)
-
-
-class _Reader:
-    def __init__(self, file: str | None):
-        self.file = file
-
-    def fail(self, key: str, msg: str) -> SpecError:
-        return SpecError(msg, file=self.file, key=key)
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping with keys {', '.join(allowed)}, got {type(value).__name__}")
-        for k in value:
-            if k not in allowed:
-                raise self.fail(
-                    _join(key, k),
-                    f"unknown key; expected one of: {', '.join(allowed)}",
-                )
+class _Reader(KeyPathReader):
+    def section(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        """A mapping of the spec (None reads as empty) with only ``allowed`` keys and the ``required`` ones set."""
+        value = {} if value is None else self.mapping(value, key, f"a mapping with keys {', '.join(allowed)}")
+        self.keys(value, key, allowed)
         for k in required:
             if value.get(k) in (None, ""):
-                raise self.fail(_join(key, k), "is required")
-        return value
+                raise self.fail(join(key, k), "is required")
+        return dict(value)
 
     def str_(self, d: dict, k: str, key: str, default: str | None = None) -> str | None:
         v = d.get(k, default)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-            raise self.fail(_join(key, k), f"expected a string, got {type(v).__name__}")
+            raise self.fail(join(key, k), f"expected a string, got {type(v).__name__}")
         return str(v)
 
     def int_(self, d: dict, k: str, key: str, default: int | None, lo: int | None = None, hi: int | None = None):
@@ -306,9 +288,9 @@ class _Reader:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(_join(key, k), f"expected an integer, got {v!r}")
+            raise self.fail(join(key, k), f"expected an integer, got {v!r}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise self.fail(_join(key, k), f"expected an integer in [{lo}, {hi}], got {v}")
+            raise self.fail(join(key, k), f"expected an integer in [{lo}, {hi}], got {v}")
         return v
 
     def float_(self, d: dict, k: str, key: str, default: float | None, lo: float | None = None):
@@ -316,15 +298,15 @@ class _Reader:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail(_join(key, k), f"expected a number, got {v!r}")
+            raise self.fail(join(key, k), f"expected a number, got {v!r}")
         if lo is not None and v < lo:
-            raise self.fail(_join(key, k), f"expected a number >= {lo}, got {v}")
+            raise self.fail(join(key, k), f"expected a number >= {lo}, got {v}")
         return float(v)
 
     def bool_(self, d: dict, k: str, key: str, default: bool) -> bool:
         v = d.get(k, default)
         if not isinstance(v, bool):
-            raise self.fail(_join(key, k), f"expected true or false, got {v!r}")
+            raise self.fail(join(key, k), f"expected true or false, got {v!r}")
         return v
 
     def time(self, d: dict, k: str, key: str) -> datetime | None:
@@ -334,7 +316,7 @@ class _Reader:
         try:
             return parse_time(v)
         except ValueError as e:
-            raise self.fail(_join(key, k), str(e)) from None
+            raise self.fail(join(key, k), str(e)) from None
 
     def duration(self, v: Any, key: str, spark_interval: bool = False) -> None:
         try:
@@ -368,14 +350,14 @@ def _date_values(v: Any) -> Any:
 def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     r = _Reader(file)
     data = _date_values(data)
-    top = r.mapping(
+    top = r.section(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
          "output", "mlflow", "contract", "quality", "findings"),
         required=("name", "source", "features", "output"),
     )
     source = _parse_source(r, top["source"], "source")
-    w = r.mapping(top.get("window"), "window", ("size", "start", "end"))
+    w = r.section(top.get("window"), "window", ("size", "start", "end"))
     size = r.str_(w, "size", "window")
     if size is not None:
         r.duration(size, "window.size", spark_interval=True)
@@ -385,7 +367,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     if window.start and window.end and window.start >= window.end:
         raise r.fail("window.end", "must be after window.start")
 
-    m = r.mapping(top.get("model"), "model", ("name", "version", "alias", "version_column"))
+    m = r.section(top.get("model"), "model", ("name", "version", "alias", "version_column"))
     model = ModelSpec(
         name=r.str_(m, "name", "model"), version=r.str_(m, "version", "model"),
         alias=r.str_(m, "alias", "model"), version_column=r.str_(m, "version_column", "model"),
@@ -402,11 +384,11 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         key = f"features[{i}]"
         if isinstance(f, str):
             f = {"name": f}
-        fd = r.mapping(f, key, ("name", "kind", "drift", "importance"), required=("name",))
+        fd = r.section(f, key, ("name", "kind", "drift", "importance"), required=("name",))
         kind = r.str_(fd, "kind", key)
         if kind is not None and kind not in KINDS:
             raise r.fail(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-        dd = r.mapping(fd.get("drift"), f"{key}.drift", ("statistic", "threshold"))
+        dd = r.section(fd.get("drift"), f"{key}.drift", ("statistic", "threshold"))
         stat = r.str_(dd, "statistic", f"{key}.drift")
         if stat is not None and stat not in STATISTICS:
             raise r.fail(f"{key}.drift.statistic", f"expected one of {', '.join(STATISTICS)}, got {stat!r}")
@@ -422,7 +404,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
             importance=r.float_(fd, "importance", key, 1.0, lo=0.0) or 0.0,
         ))
 
-    ref = r.mapping(top.get("reference"), "reference", ("uri", "start", "end", "where"))
+    ref = r.section(top.get("reference"), "reference", ("uri", "start", "end", "where"))
     uri = r.str_(ref, "uri", "reference")
     if uri is not None and not re.match(r"^(runs:/[^/]+|models:/[^/@]+(/\d+|@[\w-]+)|file:/.+|/.+\.json)", uri):
         raise r.fail("reference.uri", "expected runs:/<run_id>, models:/<name>/<version>, models:/<name>@<alias> "
@@ -430,7 +412,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     reference = ReferenceSpec(uri=uri, start=r.time(ref, "start", "reference"), end=r.time(ref, "end", "reference"),
                               where=r.str_(ref, "where", "reference"))
 
-    d = r.mapping(top.get("drift"), "drift", ("bins", "statistics", "share_threshold", "consecutive",
+    d = r.section(top.get("drift"), "drift", ("bins", "statistics", "share_threshold", "consecutive",
                                               "critical_factor"))
     stats = r.str_list(d.get("statistics", list(DriftSpec.statistics)), "drift.statistics")
     for st in stats:
@@ -443,7 +425,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         critical_factor=r.float_(d, "critical_factor", "drift", DriftSpec.critical_factor, lo=1.0)
         or DriftSpec.critical_factor,
     )
-    fs = r.mapping(top.get("findings"), "findings", ("fdr", "min_rows", "max_row_age", "max_commit_age"))
+    fs = r.section(top.get("findings"), "findings", ("fdr", "min_rows", "max_row_age", "max_commit_age"))
     ages = {k: r.str_(fs, k, "findings") for k in ("max_row_age", "max_commit_age")}
     for k, v in ages.items():
         if v is not None:
@@ -453,14 +435,14 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
     findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0,
                             **ages)
-    p = r.mapping(top.get("profile"), "profile", ("top_k", "kll_k"))
+    p = r.section(top.get("profile"), "profile", ("top_k", "kll_k"))
     profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
                           kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200)
-    o = r.mapping(top["output"], "output", ("path", "database"))
+    o = r.section(top["output"], "output", ("path", "database"))
     if bool(o.get("path")) == bool(o.get("database")):
         raise r.fail("output", "set exactly one of output.path (a folder for Delta tables) or output.database")
     output = OutputSpec(path=r.str_(o, "path", "output"), database=r.str_(o, "database", "output"))
-    ml = r.mapping(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location"))
+    ml = r.section(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location"))
     mlflow = MlflowSpec(
         tracking_uri=r.str_(ml, "tracking_uri", "mlflow"), registry_uri=r.str_(ml, "registry_uri", "mlflow"),
         experiment=r.str_(ml, "experiment", "mlflow", "spark-audit") or "spark-audit",
@@ -471,7 +453,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     if top.get("contract") is not None:
         c = top["contract"]
         c = {"path": c} if isinstance(c, str) else c
-        cd = r.mapping(c, "contract", ("path", "sample_rows", "mask_columns"), required=("path",))
+        cd = r.section(c, "contract", ("path", "sample_rows", "mask_columns"), required=("path",))
         contract = ContractRef(
             path=str(cd["path"]), sample_rows=r.int_(cd, "sample_rows", "contract", 10, lo=0, hi=10000) or 0,
             mask_columns=r.str_list(cd.get("mask_columns"), "contract.mask_columns"),
@@ -506,7 +488,7 @@ def check_feature_kinds(spec: AuditSpec, kinds: dict[str, str]) -> None:
 
 
 def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
-    s = r.mapping(value, key, ("path", "table", "version", "timestamp_column", "where"))
+    s = r.section(value, key, ("path", "table", "version", "timestamp_column", "where"))
     if bool(s.get("path")) == bool(s.get("table")):
         raise r.fail(key, f"set exactly one of {key}.path (a Delta folder) or {key}.table (a table name)")
     return SourceSpec(
@@ -518,16 +500,17 @@ def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
 
 def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     key = "quality"
-    q = r.mapping(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
-                               "labels", "metrics", "max_degradation", "critical_degradation", "history", "min_history", "k", "max_rel_change",
-                               "estimate", "fairness"), required=("task", "label"))
+    q = r.section(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
+                               "labels", "metrics", "max_degradation", "critical_degradation", "history",
+                               "min_history", "k", "max_rel_change", "estimate", "fairness"),
+                  required=("task", "label"))
     task = r.str_(q, "task", key)
     if task not in TASKS:
         raise r.fail("quality.task", f"expected one of {', '.join(TASKS)}, got {task!r}")
     labels = None
     if q.get("labels") is not None:
         lk = "quality.labels"
-        ld = r.mapping(q["labels"], lk, ("path", "table", "version", "keys", "label_time_column", "max_delay"),
+        ld = r.section(q["labels"], lk, ("path", "table", "version", "keys", "label_time_column", "max_delay"),
                        required=("keys",))
         if ld.get("max_delay") is not None:
             r.duration(ld["max_delay"], f"{lk}.max_delay")
@@ -556,7 +539,7 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     fairness = None
     if q.get("fairness") is not None:
         fk = "quality.fairness"
-        fd = r.mapping(q["fairness"], fk, ("attribute", "max_gap", "min_ratio"), required=("attribute",))
+        fd = r.section(q["fairness"], fk, ("attribute", "max_gap", "min_ratio"), required=("attribute",))
         if measure.task != "binary":
             raise r.fail(fk, "fairness metrics need a binary task")
         fairness = FairnessSpec(attribute=str(r.str_(fd, "attribute", fk)),
@@ -576,15 +559,4 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
 
 def load_spec(path: str | Path) -> AuditSpec:
     """Read and validate an audit spec YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError(f"cannot read audit spec: {e.strerror}", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"malformed YAML{where}: {getattr(e, 'problem', e)}", file=str(p)) from None
-    return parse_spec(data, file=str(p))
+    return parse_spec(load_yaml(path, "audit spec"), file=str(path))

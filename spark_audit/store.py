@@ -122,7 +122,8 @@ def _check(table: str, fields: dict[str, Any]) -> None:
     missing = [n for n in names if n not in fields]
     if unknown or missing:
         raise ValueError(f"a {table} row with " + "; ".join(
-            ([f"unknown column(s) {unknown}"] if unknown else []) + ([f"missing column(s) {missing}"] if missing else []))
+            ([f"unknown column(s) {unknown}"] if unknown else [])
+            + ([f"missing column(s) {missing}"] if missing else []))
             + f"; its columns are {names}")
 
 

@@ -97,7 +97,8 @@ def table_extras(windows: Sequence[GroupResult], rows_by_version: dict[str, list
     return {"table": out}
 
 
-def count_by_version(df: DataFrame, grouping: Grouping, slices: Sequence[str]) -> dict[str | None, dict[str, list[int]]]:
+def count_by_version(df: DataFrame, grouping: Grouping,
+                     slices: Sequence[str]) -> dict[str | None, dict[str, list[int]]]:
     """Per slice label (None = all) and model version, the reference's row count of each window (a small
     grouped count: the audit compares each version's windows with that version's own volume)."""
     grouped = with_group_columns(df, grouping)

@@ -192,3 +192,14 @@ def test_score_bins_default_is_one_fact():
 
     spec = parse_spec({**MINIMAL, "quality": {"task": "binary", "label": "y", "score": "s"}})
     assert spec.quality.measure.score_bins == SCORE_BINS == QualitySpec("binary", "y", score="s").score_bins
+
+
+def test_the_spec_and_contracts_share_one_yaml_reader(tmp_path):
+    """A duplicate key (safe_load keeps the last silently) and a misspelled key get the same treatment in a
+    spec as in a contract: the key path, and a did-you-mean hint."""
+    p = tmp_path / "dup.yaml"
+    p.write_text("name: a\nsource: {path: /t}\nfeatures: [x]\noutput: {path: /o}\nname: b\n")
+    with pytest.raises(SpecError, match="name: duplicate key at line 5"):
+        load_spec(p)
+    with pytest.raises(SpecError, match="did you mean 'timestamp_column'"):
+        parse_spec({**MINIMAL, "source": {"path": "/t", "timestamp_colum": "ts"}})

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from spark_audit.contract.logical_types import logical_type_of  # noqa: F401 - re-exported (benchmarks use it)
 from spark_audit.errors import SpecError
 from spark_audit.timeutil import parse_duration
 

@@ -24,6 +24,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import validator_for
 
 from spark_audit.errors import SpecError
+from spark_audit.yamlread import describe  # noqa: F401  (re-exported)
 
 SCHEMA_PACKAGE = "open_data_contract_standard"
 
@@ -117,16 +118,6 @@ def check(doc: Any, *, file: str | None = None, hint: Callable[[Problem], str] |
 _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
                "array": "a list", "object": "a mapping", "null": "null"}
 _SHAPE = ("type", "required", "const", "enum")  # a branch of oneOf/anyOf that does not fit the value's shape
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _expected_types(types: Any) -> str:

@@ -65,8 +65,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from spark_audit.contract import odcs
 from spark_audit.contract.logical_types import LOGICAL_TYPES, check_value
 from spark_audit.contract.model import OPERATORS, DataContract, Property, QualityRule, SchemaObject, Threshold
@@ -80,6 +78,8 @@ from spark_audit.contract.rules import (
 )
 from spark_audit.errors import SpecError
 from spark_audit.findings import SEVERITIES
+from spark_audit.yamlread import KeyPathReader, loads_yaml
+from spark_audit.yamlread import join as _join
 
 __all__ = ["ENGINE", "Reader", "load_contract", "loads_contract", "parse_contract"]
 
@@ -100,21 +100,7 @@ def load_contract(path: str | Path) -> DataContract:
 
 def loads_contract(text: str, *, file: str = "<contract>") -> DataContract:
     """Parse and validate contract YAML text."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"malformed YAML{where}: {problem}", file=file, key=_yaml_scan(text)[0] or None
-        ) from exc
-    duplicate = _yaml_scan(text)[1]
-    if duplicate is not None:
-        raise SpecError(f"duplicate key at line {duplicate[1]}", file=file, key=duplicate[0])
-    return parse_contract(data, file=file)
+    return parse_contract(loads_yaml(text, file=file), file=file)
 
 
 def parse_contract(data: Any, *, file: str = "<contract>") -> DataContract:
@@ -122,121 +108,13 @@ def parse_contract(data: Any, *, file: str = "<contract>") -> DataContract:
     return Reader(file).contract(data)
 
 
-def _yaml_scan(text: str) -> tuple[str, tuple[str, int] | None]:
-    """Walk the YAML events: the key path where parsing failed ("" if it did not),
-    and the first duplicate mapping key as (key path, line), which ``safe_load``
-    would otherwise silently resolve to the last value."""
-    stack: list[list[Any]] = []  # ["map", key, expecting_key, seen keys] | ["seq", index]
-    duplicate: tuple[str, int] | None = None
-
-    def render() -> str:
-        out = ""
-        for entry in stack:
-            if entry[0] == "map" and entry[1] is not None:
-                out = f"{out}.{entry[1]}" if out else str(entry[1])
-            elif entry[0] == "seq" and entry[1] >= 0:
-                out = f"{out}[{entry[1]}]"
-        return out
-
-    node_events = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
-    try:
-        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(ev, node_events) and stack:
-                top = stack[-1]
-                if top[0] == "map":
-                    if top[2]:
-                        top[1] = ev.value if isinstance(ev, yaml.ScalarEvent) else "?"
-                        top[2] = False
-                        if isinstance(ev, yaml.ScalarEvent):
-                            if ev.value in top[3] and duplicate is None:
-                                duplicate = (render(), ev.start_mark.line + 1)
-                            top[3].add(ev.value)
-                            continue
-                    else:
-                        top[2] = True
-                else:
-                    top[1] += 1
-            if isinstance(ev, yaml.MappingStartEvent):
-                stack.append(["map", None, True, set()])
-            elif isinstance(ev, yaml.SequenceStartEvent):
-                stack.append(["seq", -1])
-            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and stack:
-                stack.pop()
-    except yaml.YAMLError:
-        return render(), duplicate
-    return "", duplicate
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-class Reader:
+class Reader(KeyPathReader):
     """Builds the model from a JSON-like document; the rule kinds' readers use its helpers."""
 
     def __init__(self, file: str):
-        self.file = file
+        super().__init__(file)
         self.explicit_ids: dict[str, str] = {}
         self.doc: Any = None
-
-    # ---- helpers
-    def fail(self, path: str, message: str) -> SpecError:
-        return SpecError(message, file=self.file, key=path or None)
-
-    def mapping(self, value: Any, path: str, what: str = "a mapping") -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(path, f"expected {what}, got {odcs.describe(value)}")
-        return value
-
-    def seq(self, value: Any, path: str, what: str = "a list") -> Sequence[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected {what}, got {odcs.describe(value)}")
-        return value
-
-    def keys(self, m: Mapping[str, Any], path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> None:
-        """Keys of a mapping the official schema leaves open (rule arguments, option values...)."""
-        for key in m:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), list(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                listed = f"; allowed keys: {', '.join(allowed)}" if allowed else "; no keys are allowed here"
-                raise self.fail(_join(path, key), f"unknown key{hint}{listed}")
-        for key in required:
-            if m.get(key) is None:
-                raise self.fail(_join(path, key), "required key is missing")
-
-    def string(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False,
-               choices: Sequence[str] | None = None) -> str | None:
-        value = m.get(key)
-        p = _join(path, key)
-        if value is None:
-            if required:
-                raise self.fail(p, "required key is missing")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(p, f"expected a non-empty string, got {value!r}" + (
-                " (quote it)" if _is_number(value) else ""))
-        if choices is not None and value not in choices:
-            raise self.fail(p, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def number(self, value: Any, path: str, *, lo: float | None = None, hi: float | None = None) -> float:
-        if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
-            raise self.fail(path, f"expected a number, got {value!r}")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            raise self.fail(path, f"expected a number in [{lo}, {hi}], got {value!r}")
-        return value
-
-    def count(self, value: Any, path: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise self.fail(path, f"expected a non-negative integer, got {value!r}")
-        return value
 
     def value(self, v: Any, path: str, ltype: str) -> Any:
         try:
