@@ -634,3 +634,19 @@ def test_a_registered_statistic_runs_end_to_end_from_its_one_entry():
     _, same = numeric_pair(rng.normal(0, 1, 5000), rng.normal(0, 1, 5000))
     [calm] = compare_column(ref, same, spec.features[0], DriftSpec(statistics=()))
     assert not calm.drifted and calm.value < 0.1
+    # exact bins with tail sums, as an audit's profiles have them: the bins' formula, same verdicts
+    from dataclasses import replace as _replace
+
+    from spark_audit.drift.compare import pair
+
+    def with_tails(p, values):
+        e = np.asarray(p.bins.edges)
+        return _replace(p, bins=_replace(p.bins, tails=(float(np.sum(e[0] - values[values < e[0]])),
+                                                        float(np.sum(values[values >= e[-1]] - e[-1])))))
+
+    x0, x1 = rng.normal(0, 1, 5000), rng.normal(0.5, 1, 5000)
+    r0, m0 = numeric_pair(x0, x1)
+    r0, m0 = with_tails(r0, x0), with_tails(m0, x1)
+    assert pair(r0, m0).edges is not None
+    [binned] = compare_column(r0, m0, spec.features[0], DriftSpec(statistics=()))
+    assert binned.drifted and binned.value == pytest.approx(res.value, rel=0.25)

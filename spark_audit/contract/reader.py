@@ -76,9 +76,8 @@ from spark_audit.contract.rules import (
     option_names,
     quality_kinds,
 )
-from spark_audit.errors import SpecError
 from spark_audit.findings import SEVERITIES
-from spark_audit.yamlread import KeyPathReader, loads_yaml
+from spark_audit.yamlread import KeyPathReader, load_yaml, loads_yaml
 from spark_audit.yamlread import join as _join
 
 __all__ = ["ENGINE", "Reader", "load_contract", "loads_contract", "parse_contract"]
@@ -90,12 +89,7 @@ _NESTED = ("properties", "items")  # nested structure under a property: not supp
 
 def load_contract(path: str | Path) -> DataContract:
     """Read and validate a contract YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read contract: {exc.strerror or exc}", file=str(p)) from exc
-    return loads_contract(text, file=str(p))
+    return parse_contract(load_yaml(path, "contract"), file=str(path))
 
 
 def loads_contract(text: str, *, file: str = "<contract>") -> DataContract:

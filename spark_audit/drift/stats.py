@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import rel_entr
-from scipy.stats import chi2, kstwo, wasserstein_distance
+from scipy.stats import chi2, energy_distance, kstwo, wasserstein_distance
 
 __all__ = [
     "STATISTICS",
@@ -441,6 +441,19 @@ def _normalised(distance: float, ref_mean: float, scale: float | None) -> float:
     return distance / ref_mean_size
 
 
+def _cdf_gaps(edges: ArrayLike, ref_counts: ArrayLike, cur_counts: ArrayLike):
+    """``(edges, ref counts, n_ref, n_cur, F_r - F_c just below each edge)`` of counts on the bins
+    ``(-inf, e_1), [e_1, e_2), ..., [e_K, inf)``; None when a side is empty or there are no edges."""
+    e = _vector(edges, "edges")
+    ref, cur = _counts(ref_counts, cur_counts)
+    if ref.size != e.size + 1:
+        raise ValueError(f"{e.size} edges need {e.size + 1} counts, got {ref.size}")
+    n1, n2 = ref.sum(), cur.sum()
+    if n1 <= 0 or n2 <= 0 or e.size == 0:
+        return None
+    return e, ref, n1, n2, np.cumsum(ref)[:-1] / n1 - np.cumsum(cur)[:-1] / n2
+
+
 def wasserstein_from_bins(
     edges: ArrayLike, ref_counts: ArrayLike, cur_counts: ArrayLike,
     ref_tails: tuple[float, float], cur_tails: tuple[float, float], *, scale: float | None = None,
@@ -461,14 +474,10 @@ def wasserstein_from_bins(
     the value has no sketch error at any n. ``scale`` normalises as in
     :func:`wasserstein_from_quantiles`, with the reference mean estimated from the bins.
     """
-    e = _vector(edges, "edges")
-    ref, cur = _counts(ref_counts, cur_counts)
-    if ref.size != e.size + 1:
-        raise ValueError(f"{e.size} edges need {e.size + 1} counts, got {ref.size}")
-    n1, n2 = ref.sum(), cur.sum()
-    if n1 <= 0 or n2 <= 0 or e.size == 0:
+    binned = _cdf_gaps(edges, ref_counts, cur_counts)
+    if binned is None:
         return NAN
-    d = np.cumsum(ref)[:-1] / n1 - np.cumsum(cur)[:-1] / n2  # F_r - F_c just below each edge
+    e, ref, n1, n2, d = binned
     widths = np.diff(e)
     a, b = d[:-1], d[1:]
     if ref_quantile is None:
@@ -672,14 +681,10 @@ def energy_from_bins(
     reference's std it reads on every column alike: a mean shift of d standard deviations of a
     normal scores about 0.75 d).
     """
-    e = _vector(edges, "edges")
-    ref, cur = _counts(ref_counts, cur_counts)
-    if ref.size != e.size + 1:
-        raise ValueError(f"{e.size} edges need {e.size + 1} counts, got {ref.size}")
-    n1, n2 = ref.sum(), cur.sum()
-    if n1 <= 0 or n2 <= 0 or e.size == 0:
+    binned = _cdf_gaps(edges, ref_counts, cur_counts)
+    if binned is None:
         return NAN
-    d = np.cumsum(ref)[:-1] / n1 - np.cumsum(cur)[:-1] / n2  # F_r - F_c at each edge
+    e, ref, n1, n2, d = binned
     a, b = d[:-1], d[1:]
     squared = float(np.sum(np.diff(e) * (a * a + a * b + b * b) / 3.0))
     squared += abs(d[0]) * abs(ref_tails[0] / n1 - cur_tails[0] / n2)
@@ -689,9 +694,15 @@ def energy_from_bins(
 
 
 def _energy_pair(pair: Pair) -> float:
-    """Normalised energy distance on the exact bins; NaN without them (a sketch-only profile)."""
+    """Normalised energy distance on the exact bins and tail sums; without them, between the weighted
+    items two KLL sketches keep (``scipy.stats.energy_distance`` with weights), like wasserstein."""
     if not (pair.edges and pair.ref_tails and pair.cur_tails and pair.ref_counts is not None):
-        return NAN
+        if pair.ref_items is None or pair.cur_items is None or pair.ref_items[1].sum() <= 0 \
+                or pair.cur_items[1].sum() <= 0:
+            return NAN
+        (rv, rw), (cv, cw) = pair.ref_items, pair.cur_items
+        return _normalised(float(energy_distance(rv, cv, rw, cw)), float(np.average(rv, weights=rw)),
+                           pair.ref_std or 0.0)
     return energy_from_bins(pair.edges, pair.ref_counts, pair.cur_counts, pair.ref_tails, pair.cur_tails,
                             scale=pair.ref_std or 0.0)
 
