@@ -29,6 +29,10 @@ def counts(rng, n: int, acc: float, pos_rate: float = 0.3) -> dict:
             "q__tn": int((~p & ~y).sum()), "q__fn": int((~p & y).sum())}
 
 
+# the run columns every result row carries
+COMMON = dict(audit_key="k", audit_run_id="r", audit_name="a", source="s", source_version=0)
+
+
 def group(day: int, state: dict) -> GroupResult:
     key = GroupKey(window_start=f"2026-01-{day:02d}T00:00:00Z", window_end=f"2026-01-{day + 1:02d}T00:00:00Z")
     n = sum(int(state.get(f"q__{k}", 0)) for k in ("tp", "fp", "tn", "fn", "unlabelled"))
@@ -47,7 +51,7 @@ def reference(rng, days: int = 7, n: int = 4000, acc: float = 0.9) -> TableProfi
 
 
 def raised(groups, ref, history=None):
-    rows, cands = quality.evaluate(SPEC, groups, ref, history or {}, {}, None)
+    rows, cands = quality.evaluate(SPEC, groups, ref, history or {}, COMMON, None)
     return rows, decide(cands, SPEC.findings.fdr)
 
 
@@ -110,7 +114,7 @@ def test_a_small_group_is_recorded_but_not_judged():
     rng = np.random.default_rng(6)
     ref = reference(rng)
     g = group(1, counts(rng, 150, 0.5))
-    rows, cands = quality.evaluate(SPEC, [g], ref, {}, {}, {id(g): False})
+    rows, cands = quality.evaluate(SPEC, [g], ref, {}, COMMON, {id(g): False})
     assert rows and any(c.material for c in cands)
     assert decide(cands, 0.05) == []
 
@@ -122,7 +126,7 @@ def test_a_small_group_does_not_become_history():
     tiny = group(1, {"q__unlabelled": 0, "q__unpredicted": 0, "q__tp": 6, "q__fp": 0, "q__tn": 14, "q__fn": 0})
     days = [group(d, counts(rng, 4000, 0.75)) for d in range(2, 8)]
     judged = {id(tiny): False, **{id(g): True for g in days}}
-    _, cands = quality.evaluate(SPEC, [tiny, *days], ref, {}, {}, judged)
+    _, cands = quality.evaluate(SPEC, [tiny, *days], ref, {}, COMMON, judged)
     assert not [f for f in decide(cands, 0.05) if f.kind == "anomaly"]
     assert not [c for c in cands if c.finding.kind == "anomaly" and c.finding.window_start == days[0].key.window_start]
 
@@ -144,7 +148,7 @@ def test_fairness_gaps_of_equal_groups_are_noise_not_findings():
                 gr = group(d, counts(rng, 300, 0.8))
                 groups.append(GroupResult(key=GroupKey(window_start=gr.key.window_start, slice=f"g={v}"),
                                           profile=gr.profile, states=gr.states))
-        _, cands = quality.fairness(spec, groups, {})
+        _, cands = quality.fairness(spec, groups, COMMON)
         material += any(c.material for c in cands)
         noisy += bool(decide(cands, 0.05))
     assert material > 30  # the fixed gap rule alone fires on noise ...
