@@ -188,6 +188,9 @@ def profile_reference(
     if windowed:
         extras.update(multivariate.reference_extras(pca_names, pca_means, pca_stds, windows[None],
                                                     merged_group(key, windows[None])))
+        if extras.get("pca"):  # each slice's own band of reconstruction errors, on the overall components
+            slices = {label: replace(p, extras={**p.extras, **multivariate.slice_extras(extras["pca"], windows[label])})
+                      for label, p in slices.items()}
     profile = replace(profile, key=key, slices=slices, extras=extras)
     return profile, version
 
@@ -415,7 +418,9 @@ def run_audit(
                 max_row_age=parse_duration(f.max_row_age).total_seconds() if f.max_row_age else default,
                 max_commit_age=parse_duration(f.max_commit_age).total_seconds() if f.max_commit_age else default)
         previous: dict[tuple, GroupResult] = {}
-        for g in groups:
+        volume_hist = table_checks.volume_history(spark, spec.output, spec.name, key, spec.findings.min_rows) \
+            if spec.window.size else {}
+        for g in sorted(groups, key=lambda g: g.key.window_start or ""):
             k = g.key
             # a slice compares with the same slice of the reference, without the slicing columns themselves
             baseline = ref.profile.slices.get(k.slice, ref.profile) if k.slice else ref.profile
@@ -424,10 +429,17 @@ def run_audit(
             candidates += missing_candidates(baseline, g, columns, base_noise, judged=judged[id(g)])
             # a slice the reference never saw has no volume of its own to compare with
             table = baseline.extras.get("table") if not k.slice or k.slice in ref.profile.slices else None
-            candidates += [c for c in (table_checks.volume_candidate(table, g),
-                                       table_checks.duplicate_candidate(table, g, judged=judged[id(g)]),
-                                       None if k.slice else multivariate.candidate(pca, g, judged=judged[id(g)]))
-                           if c]
+            volume = table_checks.volume_candidate(table, g)
+            series_rows = volume_hist.setdefault((k.slice, k.model_version), [])
+            past = [n for w, n in series_rows if w < (k.window_start or "")]
+            if volume is None or not volume.material:  # a slow drift of volume the old reference cannot see
+                volume = table_checks.volume_history_candidate(past, g) or volume
+            if judged[id(g)] and k.window_start:
+                series_rows.append((k.window_start, g.profile.row_count))
+            # a slice is judged against the same slice's reference windows, with the overall components
+            slice_pca = (baseline.extras.get("pca") if k.slice in ref.profile.slices else None) if k.slice else pca
+            candidates += [c for c in (volume, table_checks.duplicate_candidate(table, g, judged=judged[id(g)]),
+                                       multivariate.candidate(slice_pca, g, judged=judged[id(g)])) if c]
             drift = compare_profiles(baseline, g.profile, features, spec.drift, base_noise)
             rows = _drift_rows(drift, g, "reference", ref.uri, common)
             result.drift += rows
@@ -453,6 +465,7 @@ def run_audit(
                 result.performance += rows
                 candidates += fair
     result.findings += decide(candidates, spec.findings.fdr)
+    result.findings = _name_changed_pairs(result.findings, df, spec, pca, groups)
     for g, features, rows in per_group:
         k = g.key
         decided = {row["column"]: bool(row["drifted"]) for row in rows}
@@ -481,6 +494,32 @@ def run_audit(
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         _write(spark, spec, result, ref, start, end)
     return result
+
+
+MAX_CORRELATION_WINDOWS = 10  # windows whose multivariate finding gets its changed pair named (one query each)
+
+
+def _name_changed_pairs(findings: list[Finding], df: DataFrame, spec: AuditSpec, pca: dict[str, Any] | None,
+                        groups: list[GroupResult]) -> list[Finding]:
+    """A multivariate drift finding of a whole window says which pair of features changed correlation
+    most (a small aggregation over that window's rows, for at most MAX_CORRELATION_WINDOWS windows)."""
+    if not pca or not pca.get("corr"):
+        return findings
+    keys = {(g.key.window_start, g.key.model_version): g.key for g in groups if g.key.slice is None}
+    out, named = [], 0
+    for f in findings:
+        key = keys.get((f.window_start, f.model_version))
+        if f.kind == "multivariate_drift" and f.slice is None and key is not None and \
+                named < MAX_CORRELATION_WINDOWS:
+            named += 1
+            change = multivariate.largest_change(pca, multivariate.window_correlation(_window_rows(df, spec, key),
+                                                                                       pca))
+            if change is not None:
+                a, b, before, after = change
+                f = replace(f, message=f"{f.message}; the largest change in correlation: {a} ~ {b} "
+                                       f"{before:+.2f} -> {after:+.2f}")
+        out.append(f)
+    return out
 
 
 def contract_part(plan: ContractPlan) -> ScanPart:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
@@ -99,11 +99,62 @@ def reference_extras(names: list[str], means: list[float], stds: list[float],
     p = len(names)
     if p < 2:
         return {}
-    components = fit(moments_of(total, p), total.profile.row_count)
+    s, n = moments_of(total, p), total.profile.row_count
+    components = fit(s, n)
     errors = [window_error(moments_of(w, p), w.profile.row_count, components) for w in windows]
     return {"pca": {"features": names, "means": means, "stds": stds, "components": components.tolist(),
                     "window_errors": [e for e in errors if math.isfinite(e)],
-                    "total_error": window_error(moments_of(total, p), total.profile.row_count, components)}}
+                    "total_error": window_error(s, n, components),
+                    "corr": correlation(s, np.zeros(p), n).tolist()}}
+
+
+def slice_extras(pca: dict[str, Any], windows: Sequence[GroupResult]) -> dict[str, Any]:
+    """A slice's reference: the overall PCA, with the band of the slice's own windows (a slice may sit
+    further from the overall subspace than the whole table does, and steadily so)."""
+    p = len(pca["features"])
+    components = np.asarray(pca["components"], dtype=float)
+    errors = [window_error(moments_of(w, p), w.profile.row_count, components) for w in windows]
+    return {"pca": {**pca, "window_errors": [e for e in errors if math.isfinite(e)]}}
+
+
+def correlation(s: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
+    """Pearson correlations of the standardised features from their cross-moment sums ``s`` and sums."""
+    if n < 2:
+        return np.full(s.shape, np.nan)
+    mean = sums / n
+    cov = s / n - np.outer(mean, mean)
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cov / np.outer(sd, sd)
+
+
+def window_correlation(df: DataFrame, pca: dict[str, Any]) -> np.ndarray:
+    """The correlations of the PCA features in ``df`` (one window's rows): one small aggregation, run only
+    for a window whose multivariate drift is a finding, to name the pair that changed."""
+    names, means, stds = pca["features"], pca["means"], pca["stds"]
+    z = [_z(n, m, s) for n, m, s in zip(names, means, stds, strict=True)]
+    row = df.agg(F.count(F.lit(1)).alias("n"), *[F.sum(zi).alias(f"s{i}") for i, zi in enumerate(z)],
+                 *cross_moment_exprs(names, means, stds)).first()
+    p = len(names)
+    s = np.zeros((p, p))
+    for i in range(p):
+        for j in range(i, p):
+            s[i, j] = s[j, i] = float(row[f"{M}{i}_{j}"] or 0.0)
+    return correlation(s, np.array([float(row[f"s{i}"] or 0.0) for i in range(p)]), int(row["n"] or 0))
+
+
+def largest_change(pca: dict[str, Any], corr: np.ndarray) -> tuple[str, str, float, float] | None:
+    """The pair of features whose correlation changed most from the reference's: (a, b, before, after)."""
+    ref = np.asarray(pca.get("corr") or [], dtype=float)
+    if ref.shape != corr.shape or ref.ndim != 2:
+        return None
+    delta = np.abs(np.nan_to_num(corr - ref, nan=0.0))
+    np.fill_diagonal(delta, 0.0)
+    i, j = np.unravel_index(int(np.argmax(delta)), delta.shape)
+    if delta[i, j] <= 0:
+        return None
+    names = pca["features"]
+    return names[min(i, j)], names[max(i, j)], float(ref[i, j]), float(corr[i, j])
 
 
 def error_exprs(pca: dict[str, Any]) -> list[Column]:

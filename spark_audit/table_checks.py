@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from datasketches import hll_sketch, hll_union
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
@@ -133,6 +133,48 @@ def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Ca
                 f"reference windows {min(rows)} to {max(rows)})", None, k.window_start, k.slice, k.model_version,
                 "rows", float(n), mean)
     return Candidate(f, float(2 * norm.sf(abs(z))), material)
+
+
+VOLUME_HISTORY = 8  # trailing windows of the audit's own history the volume is compared with
+VOLUME_MIN_HISTORY = 5
+
+
+def volume_history(spark: SparkSession, output: Any, audit_name: str, audit_key: str,
+                   min_rows: int) -> dict[tuple, list[tuple[str, int]]]:
+    """Earlier windows' row counts from complete audits of the same audit name, per (slice, model
+    version): the volume's own history (``profile_metrics`` keeps each group's row count)."""
+    from spark_audit import store
+
+    df = store.complete(spark, output, "profile_metrics")
+    if df is None:
+        return {}
+    rows = (df.where((F.col("audit_name") == audit_name) & (F.col("audit_key") != audit_key)
+                     & (F.col("row_count") >= F.lit(min_rows)))
+            .select(F.unix_micros("window_start").alias("ws"), "slice", "model_version", "row_count")
+            .distinct().collect())
+    out: dict[tuple, dict[str, int]] = {}
+    for r in rows:
+        if r.ws is not None:
+            out.setdefault((r.slice, r.model_version), {})[iso_utc(r.ws)] = int(r.row_count)
+    return {k: sorted(v.items()) for k, v in out.items()}
+
+
+def volume_history_candidate(past: Sequence[int], group: GroupResult) -> Candidate | None:
+    """The window's row count against the audit's own trailing windows (a slow change the reference, taken
+    long ago, would not see as sudden): material at a ratio of VOLUME_RATIO either way, evidence as for
+    the reference's volume. None with fewer than VOLUME_MIN_HISTORY earlier windows."""
+    rows = [r for r in past[-VOLUME_HISTORY:] if r > 0]
+    if len(rows) < VOLUME_MIN_HISTORY:
+        return None
+    mean = float(np.mean(rows))
+    sd = max(float(np.std(rows, ddof=1)), math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
+    n = group.profile.row_count
+    ratio = n / mean
+    k = group.key
+    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} per window over the last {len(rows)} audited "
+                f"windows ({ratio:.2f}x)", None, k.window_start, k.slice, k.model_version, "rows_vs_history",
+                float(n), mean)
+    return Candidate(f, float(2 * norm.sf(abs((n - mean) / sd))), ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO)
 
 
 def duplicate_candidate(ref_table: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:

@@ -105,3 +105,26 @@ def test_freshness_limits_are_validated_intervals():
     assert spec.findings.max_row_age == "36 hours" and spec.findings.max_commit_age is None
     with pytest.raises(SpecError, match="findings.max_commit_age"):
         parse_spec({**base, "findings": {"max_commit_age": "soon"}})
+
+
+def test_volume_against_its_own_history_null_rate_and_power():
+    """Null: history and window drawn alike (Poisson around 4,000 with 3 % day-to-day spread); a halving
+    and a slow 1.6x growth against a stale reference are found."""
+    import numpy as np
+
+    from spark_audit.findings import decide
+    from spark_audit.table_checks import volume_history_candidate
+
+    rng = np.random.default_rng(8)
+    false = 0
+    trials = 400
+    for t in range(trials):
+        level = rng.normal(1, 0.03, 9) * 4000
+        counts = rng.poisson(level).tolist()
+        cand = volume_history_candidate(counts[:8], g(1, counts[8]))
+        false += bool(decide([cand], 0.05))
+    assert false / trials <= 0.02  # material needs 1.5x: noise never gets there
+    history = [4000, 4100, 3950, 4020, 3990, 4060, 4010, 3980]
+    assert decide([volume_history_candidate(history, g(1, 2000))], 0.05)[0].statistic == "rows_vs_history"
+    assert decide([volume_history_candidate(history, g(1, 6500))], 0.05)
+    assert volume_history_candidate(history[:4], g(1, 9000)) is None  # too little history yet
