@@ -35,6 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyspark.sql import Column, DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from spark_audit import multivariate, table_checks  # noqa: E402
+from spark_audit.drift.compare import reference_bins  # noqa: E402
 from spark_audit.profile import Grouping, profile_groups, resolve_columns  # noqa: E402
 from spark_audit.profile.exprs import ColumnSpec, hll_agg, kll_agg, profile_exprs  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
@@ -61,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also time the profile aggregation without KLL, without HLL, without both, ... to see what costs",
     )
+    p.add_argument("--pca-features", type=int, default=20,
+                   help="numeric features in the audit's PCA reconstruction-error part (default 20, the cap)")
     p.add_argument("--keep", metavar="DIR", help="write the table here and keep it (default: a temp folder, removed)")
     return p.parse_args(argv)
 
@@ -212,6 +216,21 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
     return lines
 
 
+def _audit_setup(df: DataFrame, cols: list[ColumnSpec], pca_features: int, kll_k: int):
+    """What an audit gets from its reference (untimed): exact bins, centres and the fitted PCA."""
+    [base] = profile_groups(df, cols, Grouping(model_version="1"), top_k=0, kll_k=kll_k)
+    bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 20))}
+    centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+    numeric = [c.name for c in cols if c.kind == "numeric" and (base.profile.columns[c.name].std or 0) > 0]
+    names = numeric[:min(pca_features, multivariate.MAX_FEATURES)]
+    means = [float(base.profile.columns[n].mean) for n in names]
+    stds = [float(base.profile.columns[n].std) for n in names]
+    [whole] = profile_groups(df, cols[:1], Grouping(model_version="1"), top_k=0,
+                             parts=[multivariate.moments_part(names, means, stds)])
+    pca = multivariate.reference_extras(names, means, stds, [whole], whole)["pca"]
+    return bins, centers, pca
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -262,6 +281,20 @@ def main(argv: list[str] | None = None) -> int:
             full: lambda: profile_groups(df, cols, unwindowed, top_k=k, kll_k=kll_k),
             windowed: lambda: profile_groups(df, cols, daily, top_k=k, kll_k=kll_k),
         }
+        # the audit's scan: the windowed profile on the reference's exact bins, then with the other scan
+        # parts an audit adds (the row-hash sketch and newest row; the PCA reconstruction error)
+        audit_bins, audit_centers, pca = _audit_setup(df, cols, args.pca_features, kll_k)
+        on_bins = "6 audit profile on reference bins, 1-day windows"
+        with_table = "7 = 6 + row-hash HLL + newest row"
+        with_pca = f"8 = 7 + PCA error ({len(pca['features'])} features)"
+        table_part = table_checks.part(df.columns, "ts")
+        contenders[on_bins] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
+                                                     top_k=k, kll_k=kll_k)
+        contenders[with_table] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
+                                                        top_k=k, kll_k=kll_k, parts=[table_part])
+        contenders[with_pca] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
+                                                      top_k=k, kll_k=kll_k,
+                                                      parts=[table_part, multivariate.error_part(pca)])
         if not args.no_summary:
             contenders[summ] = lambda: df.select(*names).summary().collect()
         if args.variants:
@@ -313,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             f"bare + sketches / bare scan     : {ratio(floor, bare, 'the floor for any profile with these sketches')}",
             f"profile aggregation / bare + sketches : {ratio(agg, floor)}",
             f"profile_groups full / bare scan : {ratio(full, bare)}",
+            f"audit profile on bins / bare    : {ratio(on_bins, bare)}",
+            f"row-hash HLL + newest row       : {ratio(with_table, on_bins)}",
+            f"PCA error part                  : {ratio(with_pca, with_table, 'target <= 1.15x')}",
+            f"audit scan, all parts / bare    : {ratio(with_pca, bare)}",
         ]
         if summ in med:
             out += [
