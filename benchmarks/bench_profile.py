@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also time the profile aggregation without KLL, without HLL, without both, ... to see what costs",
     )
+    p.add_argument("--audit-only", action="store_true",
+                   help="time only the bare scan and the audit's scan (6-8): what the scan parts cost")
     p.add_argument("--pca-features", type=int, default=20,
                    help="numeric features in the audit's PCA reconstruction-error part (default 20, the cap)")
     p.add_argument("--keep", metavar="DIR", help="write the table here and keep it (default: a temp folder, removed)")
@@ -295,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         contenders[with_pca] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
                                                       top_k=k, kll_k=kll_k,
                                                       parts=[table_part, multivariate.error_part(pca)])
-        if not args.no_summary:
+        if args.audit_only:
+            contenders = {n: f for n, f in contenders.items() if n in (bare, on_bins, with_table, with_pca)}
+        elif not args.no_summary:
             contenders[summ] = lambda: df.select(*names).summary().collect()
         if args.variants:
             for label, drop in [
@@ -342,10 +346,16 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *table(times, cpus, bare),
             "",
-            f"profile aggregation / bare scan : {ratio(agg, bare, 'target <= 2x')}",
-            f"bare + sketches / bare scan     : {ratio(floor, bare, 'the floor for any profile with these sketches')}",
-            f"profile aggregation / bare + sketches : {ratio(agg, floor)}",
-            f"profile_groups full / bare scan : {ratio(full, bare)}",
+        ]
+        if agg in med:
+            out += [
+                f"profile aggregation / bare scan : {ratio(agg, bare, 'target <= 2x')}",
+                f"bare + sketches / bare scan     : "
+                f"{ratio(floor, bare, 'the floor for any profile with these sketches')}",
+                f"profile aggregation / bare + sketches : {ratio(agg, floor)}",
+                f"profile_groups full / bare scan : {ratio(full, bare)}",
+            ]
+        out += [
             f"audit profile on bins / bare    : {ratio(on_bins, bare)}",
             f"row-hash HLL + newest row       : {ratio(with_table, on_bins)}",
             f"PCA error part                  : {ratio(with_pca, with_table, 'target <= 1.15x')}",

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from scipy.linalg import null_space
 from scipy.stats import norm
 
 from spark_audit.findings import Candidate, Finding
@@ -157,13 +158,37 @@ def largest_change(pca: dict[str, Any], corr: np.ndarray) -> tuple[str, str, flo
     return names[min(i, j)], names[max(i, j)], float(ref[i, j]), float(corr[i, j])
 
 
+def residual_basis(components: np.ndarray) -> np.ndarray:
+    """Orthonormal rows spanning what the kept components leave out: the reconstruction error of z is
+    ``|C z|^2`` for these rows C, the same as ``|z|^2 - |P z|^2``."""
+    p = components.shape[1]
+    if components.shape[0] == 0:
+        return np.eye(p)
+    return null_space(components).T
+
+
 def error_exprs(pca: dict[str, Any]) -> list[Column]:
-    """Sum and sum of squares of each row's reconstruction error, for an audit's aggregation."""
+    """Sum and sum of squares of each row's reconstruction error, for an audit's aggregation.
+
+    The error is the squared length of the row's projection on the discarded directions, computed
+    with whichever basis needs fewer projections per row: the kept components (``|z|^2 - |P z|^2``,
+    k + 1 terms) or the residual ones (``|C z|^2``, p - k terms). With 20 features and 18 kept
+    components that is 2 projections instead of 19.
+    """
     z = [_z(n, m, s) for n, m, s in zip(pca["features"], pca["means"], pca["stds"], strict=True)]
-    err = sum((zj * zj for zj in z), F.lit(0.0))
-    for comp in pca["components"]:
-        proj = sum((F.lit(float(w)) * zj for w, zj in zip(comp, z, strict=True)), F.lit(0.0))
-        err = err - proj * proj
+    kept = np.asarray(pca["components"], dtype=float).reshape(-1, len(z))
+
+    def squared_projections(rows: np.ndarray) -> Column:
+        out = F.lit(0.0)
+        for comp in rows:
+            proj = sum((F.lit(float(w)) * zj for w, zj in zip(comp, z, strict=True) if w != 0.0), F.lit(0.0))
+            out = out + proj * proj
+        return out
+
+    if len(z) - kept.shape[0] < kept.shape[0] + 1:
+        err = squared_projections(residual_basis(kept))
+    else:
+        err = sum((zj * zj for zj in z), F.lit(0.0)) - squared_projections(kept)
     return [F.sum(err).alias(R + "sum"), F.sum(err * err).alias(R + "sq")]
 
 

@@ -82,9 +82,15 @@ def test_the_row_expression_on_spark_matches_numpy(spark):
     pca = {"features": ["a", "b", "c"], "means": means, "stds": stds, "components": comps.tolist()}
     df = spark.createDataFrame([tuple(map(float, r)) for r in z], "a double, b double, c double")
     row = df.agg(*mv.error_exprs(pca), *mv.cross_moment_exprs(["a", "b", "c"], means, stds)).first().asDict()
+    assert comps.shape[0] == 2  # 2 kept of 3: the expression projects on the 1 residual direction
     rows = np.sum(zs * zs, axis=1) - np.sum((zs @ comps.T) ** 2, axis=1)
     assert row[mv.R + "sum"] == pytest.approx(rows.sum(), rel=1e-9)
+    assert row[mv.R + "sq"] == pytest.approx(float(np.sum(rows * rows)), rel=1e-9)
     assert row[f"{mv.M}0_1"] == pytest.approx(float(np.sum(zs[:, 0] * zs[:, 1])), rel=1e-9)
+    # 1 kept of 3: the expression subtracts the kept projection from |z|^2 instead; the same error
+    one = {**pca, "components": comps[:1].tolist()}
+    got = df.agg(*mv.error_exprs(one)).first()[mv.R + "sum"]
+    assert got == pytest.approx(float(np.sum(np.sum(zs * zs, axis=1) - (zs @ comps[:1].T)[:, 0] ** 2)), rel=1e-9)
 
 
 def test_correlation_from_moments_matches_numpy_and_names_the_changed_pair():
