@@ -43,7 +43,6 @@ from spark_audit.profile.state import TableProfile
 from spark_audit.rows import finite, group_fields
 from spark_audit.scan import ScanPart
 from spark_audit.spec import AuditSpec, QualityConfig, QualitySpec
-from spark_audit.timeutil import iso_utc
 
 Q, E = "q__", "e__"
 
@@ -351,17 +350,7 @@ def _fairness_row(common: dict[str, Any], key, metric: str, value: float, detail
 
 def history_from_table(spark: SparkSession, spec: AuditSpec, audit_key: str) -> dict[tuple, list[tuple[str, float]]]:
     """Earlier windows' realised metrics from complete audits of the same audit name."""
-    df = store.complete(spark, spec.output, "performance_metrics")
-    if df is None:
-        return {}
-    rows = (df.where((F.col("audit_name") == spec.name) & (F.col("audit_key") != audit_key)
-                     & F.col("value").isNotNull() & (F.col("n") >= F.lit(spec.findings.min_rows)))
-            .select(F.unix_micros("window_start").alias("ws"), "slice", "model_version", "metric", "value")
-            .collect())
-    out: dict[tuple, dict[str, float]] = {}
-    for r in rows:
-        w = iso_utc(r.ws)
-        if w is None:
-            continue
-        out.setdefault((r.slice, r.model_version, r.metric), {})[w] = float(r.value)
-    return {k: sorted(v.items()) for k, v in out.items()}
+    found = store.window_history(spark, spec.output, "performance_metrics", spec.name, audit_key,
+                                 ("slice", "model_version", "metric"), "value",
+                                 F.col("value").isNotNull() & (F.col("n") >= F.lit(spec.findings.min_rows)))
+    return {k: [(w, float(v)) for w, v in series] for k, series in found.items()}

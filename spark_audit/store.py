@@ -19,12 +19,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_audit.names import quote_name as _quote
 from spark_audit.spec import OutputSpec
+from spark_audit.timeutil import iso_utc
 
 S, D, L, B, TS = T.StringType(), T.DoubleType(), T.LongType(), T.BooleanType(), T.TimestampType()
 
@@ -174,6 +175,23 @@ def complete(spark: SparkSession, output: OutputSpec, table: str, *, latest: boo
         newest = F.max("_fin").over(Window.partitionBy(*by))
         out = out.withColumn("_newest", newest).where(F.col("_fin") == F.col("_newest")).drop("_newest")
     return out.drop("_fin")
+
+
+def window_history(spark: SparkSession, output: OutputSpec, table: str, audit_name: str, audit_key: str,
+                   series: tuple[str, ...], value: str, where: Column) -> dict[tuple, list[tuple[str, Any]]]:
+    """Earlier windows' ``value`` from complete audits of ``audit_name`` other than ``audit_key``, per
+    ``series`` (a tuple of the ``series`` columns), oldest first, for the rows ``where`` keeps; the
+    history the metric and volume rules compare a window with."""
+    df = complete(spark, output, table)
+    if df is None:
+        return {}
+    rows = (df.where((F.col("audit_name") == audit_name) & (F.col("audit_key") != audit_key) & where)
+            .select(F.unix_micros("window_start").alias("_ws"), *series, value).distinct().collect())
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r["_ws"] is not None:
+            out.setdefault(tuple(r[c] for c in series), {})[iso_utc(r["_ws"])] = r[value]
+    return {k: sorted(v.items()) for k, v in out.items()}
 
 
 def last_audited(spark: SparkSession, output: OutputSpec, audit_name: str) -> tuple[datetime | None, int | None]:

@@ -122,17 +122,22 @@ def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Ca
     rows = [r for r in counts if r > 0]
     if len(rows) < 3:
         return None
+    return _volume(rows, group, "rows", "per window in the reference ({ratio:.2f}x; "
+                   f"reference windows {min(rows)} to {max(rows)})")
+
+
+def _volume(rows: Sequence[int], group: GroupResult, statistic: str, where: str) -> Candidate:
+    """The window's row count against earlier windows' counts ``rows``: material at a ratio of VOLUME_RATIO
+    either way; evidence from a z-test whose spread is the windows' own, floored at Poisson's, widened for
+    the mean's own error. ``where`` ends the message (``{ratio}`` is filled in)."""
     mean = float(np.mean(rows))
     sd = max(float(np.std(rows, ddof=1)), math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
     n = group.profile.row_count
-    z = (n - mean) / sd
     ratio = n / mean
     k = group.key
-    material = ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO
-    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} per window in the reference ({ratio:.2f}x; "
-                f"reference windows {min(rows)} to {max(rows)})", None, k.window_start, k.slice, k.model_version,
-                "rows", float(n), mean)
-    return Candidate(f, float(2 * norm.sf(abs(z))), material)
+    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} " + where.format(ratio=ratio), None, k.window_start,
+                k.slice, k.model_version, statistic, float(n), mean)
+    return Candidate(f, float(2 * norm.sf(abs((n - mean) / sd))), ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO)
 
 
 VOLUME_HISTORY = 8  # trailing windows of the audit's own history the volume is compared with
@@ -145,18 +150,9 @@ def volume_history(spark: SparkSession, output: Any, audit_name: str, audit_key:
     version): the volume's own history (``profile_metrics`` keeps each group's row count)."""
     from spark_audit import store
 
-    df = store.complete(spark, output, "profile_metrics")
-    if df is None:
-        return {}
-    rows = (df.where((F.col("audit_name") == audit_name) & (F.col("audit_key") != audit_key)
-                     & (F.col("row_count") >= F.lit(min_rows)))
-            .select(F.unix_micros("window_start").alias("ws"), "slice", "model_version", "row_count")
-            .distinct().collect())
-    out: dict[tuple, dict[str, int]] = {}
-    for r in rows:
-        if r.ws is not None:
-            out.setdefault((r.slice, r.model_version), {})[iso_utc(r.ws)] = int(r.row_count)
-    return {k: sorted(v.items()) for k, v in out.items()}
+    found = store.window_history(spark, output, "profile_metrics", audit_name, audit_key,
+                                 ("slice", "model_version"), "row_count", F.col("row_count") >= F.lit(min_rows))
+    return {k: [(w, int(v)) for w, v in series] for k, series in found.items()}
 
 
 def volume_history_candidate(past: Sequence[int], group: GroupResult) -> Candidate | None:
@@ -166,15 +162,8 @@ def volume_history_candidate(past: Sequence[int], group: GroupResult) -> Candida
     rows = [r for r in past[-VOLUME_HISTORY:] if r > 0]
     if len(rows) < VOLUME_MIN_HISTORY:
         return None
-    mean = float(np.mean(rows))
-    sd = max(float(np.std(rows, ddof=1)), math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
-    n = group.profile.row_count
-    ratio = n / mean
-    k = group.key
-    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} per window over the last {len(rows)} audited "
-                f"windows ({ratio:.2f}x)", None, k.window_start, k.slice, k.model_version, "rows_vs_history",
-                float(n), mean)
-    return Candidate(f, float(2 * norm.sf(abs((n - mean) / sd))), ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO)
+    return _volume(rows, group, "rows_vs_history", f"per window over the last {len(rows)} audited windows "
+                   "({ratio:.2f}x)")
 
 
 def duplicate_candidate(ref_table: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:

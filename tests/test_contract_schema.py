@@ -16,22 +16,9 @@ from spark_audit.contract.reader import load_contract, loads_contract, parse_con
 from spark_audit.contract.rules import RULES, RuleKind, custom_property_names, quality_kinds
 from spark_audit.errors import SpecError
 from spark_audit.findings import SEVERITIES
+from tests.test_contract_model import base  # the one minimal contract of the contract tests
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def base() -> dict:
-    return {
-        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "t", "version": "1.0.0", "status": "active",
-        "schema": [{
-            "name": "t",
-            "properties": [
-                {"name": "id", "logicalType": "string"},
-                {"name": "age", "logicalType": "number"},
-                {"name": "plan", "logicalType": "string", "quality": [{"metric": "nullValues", "mustBe": 0}]},
-            ],
-        }],
-    }
 
 
 def spec_error(doc: dict) -> SpecError:
