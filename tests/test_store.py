@@ -112,3 +112,21 @@ def test_a_row_with_an_unknown_or_missing_column_is_refused(spark, tmp_path):
     with pytest.raises(ValueError, match=r"missing column\(s\) \['noise'\]"):
         store.write_rows(spark, OutputSpec(path=str(tmp_path)), "drift_metrics", [short], audit_key="k")
     assert store.read(spark, OutputSpec(path=str(tmp_path)), "drift_metrics") is None  # nothing written
+
+
+def test_window_history_reads_complete_runs_of_the_audit_other_than_this_one(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    out = OutputSpec(path=str(tmp_path))
+    runs = (("k1", 1, "complete"), ("k2", 2, "complete"), ("k3", 3, "running"), ("now", 4, "complete"))
+    for key, day, status in runs:
+        w = datetime(2026, 1, day, tzinfo=timezone.utc)
+        written = [dict(r, window_start=w) for r in rows(key, ["a"], value=float(day))]
+        store.write_rows(spark, out, "drift_metrics", written, audit_key=key)
+        store.write_rows(spark, out, "audit_runs", [run_row(audit_key=key, audit_run_id=f"run-{key}", audit_name="a",
+                                                            status=status, finished_at=w)], audit_key=key)
+    got = store.window_history(spark, out, "drift_metrics", "a", "now", ("slice", "column"), "value",
+                               F.col("value") > 0)
+    # the running run and this audit's own key are left out; oldest first
+    assert got == {(None, "a"): [("2026-01-01T00:00:00Z", 1.0), ("2026-01-02T00:00:00Z", 2.0)]}
+    assert store.window_history(spark, out, "findings", "a", "now", ("slice",), "value", F.lit(True)) == {}
