@@ -1,0 +1,426 @@
+"""The audit as an MLflow run that reads like a report, and the audited model version's tags.
+
+One run per audit (:func:`log_audit_run`):
+
+- its **name** says what was audited and how it went: ``churn-demo · model 2 · 01-08→01-14 · CRITICAL``;
+- its **description** (``mlflow.note.content``) is the console summary (:func:`spark_audit.report.summary`);
+- its **parameters** are the spec's thresholds and statistics, the reference, the source and its Delta version;
+- its **metrics** are per window, stamped with the window's start and stepped by the window's index since the
+  epoch, so one day has the same step and time in every audit and charts overlay across runs:
+  ``drift.<feature>`` (the feature's deciding statistic), ``drift.<feature>.threshold``,
+  ``drift.<feature>.drifted`` (0/1), ``drift.share``, ``rows``, ``profile.missing_share.<column>``
+  (null + NaN + inf), ``quality.<metric>``, ``quality_estimated.<metric>``; and once per run
+  ``findings`` and ``findings.<severity>``;
+- its **artifacts**: ``spark_audit/findings.md`` (a table, worst first), ``spark_audit/findings.json`` and the
+  charts ``spark_audit/drift_over_windows.png`` and ``spark_audit/quality_over_windows.png``.
+
+The registered model version audited gets the tags ``audit_status``, ``audit_summary`` and ``audit_run`` (a
+link to the run), and the run names the version's logged model (MLflow 3) as an input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from spark_audit.drift.noise import missing_count
+from spark_audit.errors import ReferenceError_
+from spark_audit.findings import SEVERITIES, Finding
+from spark_audit.reference import ensure_experiment, resolve_model_version
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
+from spark_audit.tracking import end_run_failed, lost_server, tracking_uri
+
+if TYPE_CHECKING:
+    from spark_audit.audit import AuditResult
+    from spark_audit.spec import AuditSpec
+
+# the audited model version's tags: short, so the registry's version list shows them whole
+TAG_STATUS = "audit_status"
+TAG_SUMMARY = "audit_summary"
+TAG_RUN = "audit_run"
+
+FINDINGS_MD = "spark_audit/findings.md"
+FINDINGS_JSON = "spark_audit/findings.json"
+
+# Parameter values longer than this are cut (MLflow 3 accepts 6000 characters, servers before 2.x 500).
+MAX_PARAM_CHARS = 500
+# The description is a tag (MLflow 3 accepts 8000 characters, older servers 5000).
+MAX_DESCRIPTION_CHARS = 5000
+MAX_KEY_CHARS = 250  # MLflow's limit on a metric or parameter name
+ARROW = "→"
+SEP = " · "
+
+
+# --------------------------------------------------------------------------- pure formatting
+
+
+def status(worst_severity: str | None) -> str:
+    """``CRITICAL``, ``ERROR``, ``WARNING``, ``INFO``, or ``OK`` when there is no finding."""
+    return worst_severity.upper() if worst_severity else "OK"
+
+
+def format_range(start: datetime | None, end: datetime | None) -> str:
+    """The days audited, ``01-08→01-14``: from the first window's start to the last window's end, which is
+    exclusive (a window ending at midnight shows its last day). ``MM-DD`` when the range spans less than a
+    year, ``YYYY-MM-DD`` otherwise; one day shows once; ``""`` without windows."""
+    if start is None or end is None:
+        return ""
+    last = max(start, end - timedelta(microseconds=1))  # the end is exclusive
+    fmt = "%m-%d" if last - start < timedelta(days=365) else "%Y-%m-%d"
+    a, b = start.strftime(fmt), last.strftime(fmt)
+    return a if a == b else f"{a}{ARROW}{b}"
+
+
+def run_name(audit_name: str, model_version: str | None, start: datetime | None, end: datetime | None,
+             worst_severity: str | None) -> str:
+    """``churn-demo · model 2 · 01-08→01-14 · CRITICAL``: the audit, the model version (when one was
+    audited), the days and the status."""
+    parts = [audit_name]
+    if model_version:
+        parts.append(f"model {model_version}")
+    days = format_range(start, end)
+    if days:
+        parts.append(days)
+    parts.append(status(worst_severity))
+    return SEP.join(parts)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Findings per severity, every severity of :data:`~spark_audit.findings.SEVERITIES` (0 when none)."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        counts[f.severity] += 1
+    return counts
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``2 critical, 3 warning``, worst first, or ``no findings``."""
+    found = [f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts.get(s)]
+    return ", ".join(found) if found else "no findings"
+
+
+def audit_summary(findings: list[Finding], start: datetime | None, end: datetime | None) -> str:
+    """The registry's short summary: ``2 critical, 3 warning · 01-08→01-14``."""
+    days = format_range(start, end)
+    text = counts_text(severity_counts(findings))
+    return f"{text}{SEP}{days}" if days else text
+
+
+def run_link(uri: str | None, experiment_id: str, run_id: str) -> str:
+    """The run's page for a tracking server reached over http(s), else ``runs:/<run_id>``."""
+    if uri and re.match(r"^https?://", uri, re.IGNORECASE):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"runs:/{run_id}"
+
+
+def _window_text(window_start: str | None) -> str:
+    if not window_start:
+        return ""
+    t = parse_iso(window_start)
+    return t.strftime("%Y-%m-%d") if (t.hour, t.minute, t.second) == (0, 0, 0) else t.strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(v: Any) -> str:
+    text = "" if v is None else str(v)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _worst_first(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), f.window_start or "", f.kind,
+                                           f.slice or "", f.column or "", f.model_version or "", f.message))
+
+
+def findings_markdown(findings: list[Finding]) -> str:
+    """The findings as a markdown table, worst first: severity, kind, window, slice, column, message (and
+    the model version, when the findings name more than one)."""
+    counts = severity_counts(findings)
+    lines = [f"# Findings: {counts_text(counts)}", ""]
+    if not findings:
+        return lines[0] + "\n"
+    with_model = len({f.model_version for f in findings if f.model_version is not None}) > 1
+    head = ["severity", "kind", "window", "slice", "column", *(["model"] if with_model else []), "message"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for f in _worst_first(findings):
+        cells = [f.severity.upper() if f.severity in ("critical", "error") else f.severity, f.kind,
+                 _window_text(f.window_start), f.slice, f.column, *([f.model_version] if with_model else []),
+                 f.message]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def description(summary: str, name: str, *, limit: int = MAX_DESCRIPTION_CHARS) -> str:
+    """The run's description (markdown): its name, then the console summary in a code block, cut to
+    ``limit`` characters at a line (the findings are whole in ``spark_audit/findings.md``)."""
+    head = f"**{name}**\n\n```text\n"
+    tail = "\n```\n"
+    body = summary
+    if len(head) + len(body) + len(tail) > limit:
+        kept: list[str] = []
+        lines = summary.splitlines()
+        room = limit - len(head) - len(tail) - 80
+        for line in lines:
+            if sum(len(k) + 1 for k in kept) + len(line) + 1 > room:
+                break
+            kept.append(line)
+        body = "\n".join([*kept, f"... {len(lines) - len(kept)} more line(s): see {FINDINGS_MD}"])
+    return head + body + tail
+
+
+def metric_key(*parts: str) -> str:
+    """A metric or parameter name MLflow accepts: characters outside letters, digits, ``_ - . space``
+    become ``_``; at most 250 characters."""
+    return re.sub(r"[^\w.\- ]", "_", ".".join(parts))[:MAX_KEY_CHARS]
+
+
+def _param_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        v = ",".join(str(x) for x in v)
+    text = str(v)
+    return text if len(text) <= MAX_PARAM_CHARS else text[:MAX_PARAM_CHARS - 1] + "…"
+
+
+# --------------------------------------------------------------------------- what the run holds
+
+
+def window_range(result: AuditResult) -> tuple[datetime | None, datetime | None]:
+    """The first window's start and the last window's end of the audit."""
+    starts = [g.key.window_start for g in result.groups if g.key.window_start]
+    ends = [g.key.window_end for g in result.groups if g.key.window_end]
+    return (parse_iso(min(starts)) if starts else None), (parse_iso(max(ends)) if ends else None)
+
+
+def audit_params(spec: AuditSpec, result: AuditResult, reference_uri: str, source_version: int) -> dict[str, str]:
+    """The spec's thresholds and statistics, the reference, the source and its Delta version."""
+    d = spec.drift
+    p: dict[str, Any] = {
+        "window.size": spec.window.size or "whole range",
+        "drift.statistics": d.statistics,
+        "drift.bins": d.bins,
+        "drift.share_threshold": d.share_threshold,
+        "drift.critical_factor": d.critical_factor,
+        "drift.consecutive": d.consecutive,
+        "findings.fdr": spec.findings.fdr,
+        "findings.min_rows": spec.findings.min_rows,
+        "reference.uri": reference_uri,
+        "source": spec.source.display,
+        "source.version": source_version,
+        "spec_hash": spec.spec_hash(),
+        "features": [f.name for f in spec.features],
+    }
+    if spec.slices:
+        p["slices"] = spec.slices
+    if spec.model.name:
+        p["model.name"] = spec.model.name
+    # each feature's deciding statistic: the one its drift.<feature> metric is
+    for row in result.drift:
+        if row["drift_type"] == "reference" and row["slice"] is None and row["is_default"]:
+            p.setdefault(metric_key("drift", row["column"], "statistic"), row["statistic"])
+    q = spec.quality
+    if q is not None:
+        p.update({"quality.task": q.measure.task, "quality.threshold": q.measure.threshold,
+                  "quality.metrics": q.watched(), "quality.max_degradation": q.max_degradation,
+                  "quality.critical_degradation": q.critical_degradation})
+    return {k: _param_value(v) for k, v in p.items() if v is not None}
+
+
+class _Clock:
+    """Each window's metric timestamp (its start, epoch ms) and step (its index since the epoch, or its
+    ordinal without a window size): the same window gets the same step and time in every audit."""
+
+    def __init__(self, spec: AuditSpec, result: AuditResult):
+        self.size = interval_seconds(spec.window.size) if spec.window.size else None
+        self.ordinal = {w: i for i, w in enumerate(sorted({g.key.window_start for g in result.groups
+                                                           if g.key.window_start}))}
+        self.now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+
+    def at(self, window_start: Any) -> tuple[int, int]:
+        w = iso_utc(window_start) if window_start is not None else None
+        if not w:
+            return self.now_ms, 0
+        seconds = parse_iso(w).timestamp()
+        step = int(seconds // self.size) if self.size else self.ordinal.get(w, 0)
+        return int(seconds * 1000), step
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
+    """The run's metrics (``mlflow.entities.Metric``), each window's stamped with its start."""
+    from mlflow.entities import Metric
+
+    clock = _Clock(spec, result)
+    out: list[Metric] = []
+
+    def add(key: str, value: Any, window_start: Any) -> None:
+        v = _finite(value)
+        if v is not None:
+            ts, step = clock.at(window_start)
+            out.append(Metric(key, v, ts, step))
+
+    for row in result.drift:
+        if row["drift_type"] != "reference" or row["slice"] is not None or not row["is_default"]:
+            continue
+        key = metric_key("drift", row["column"])
+        add(key, row["value"], row["window_start"])
+        add(f"{key}.threshold", row["threshold"], row["window_start"])
+        if row["drifted"] is not None:
+            add(f"{key}.drifted", 1.0 if row["drifted"] else 0.0, row["window_start"])
+    for row in result.dataset:
+        if row["slice"] is None and row["drift_type"] == "reference":
+            add("drift.share", row["drift_share"], row["window_start"])
+    for row in result.performance:
+        if row["slice"] is None:
+            add(metric_key("quality", row["metric"]), row["value"], row["window_start"])
+            add(metric_key("quality_estimated", row["metric"]), row["estimated_value"], row["window_start"])
+    for g in result.groups:
+        if g.key.slice is not None:
+            continue
+        add("rows", g.profile.row_count, g.key.window_start)
+        for name, col in g.profile.columns.items():
+            if col.count:
+                add(metric_key("profile.missing_share", name), missing_count(col) / col.count, g.key.window_start)
+    # once per run, at the last window
+    last = max((g.key.window_start for g in result.groups if g.key.window_start), default=None)
+    counts = severity_counts(result.findings)
+    add("findings", len(result.findings), last)
+    for s in SEVERITIES:
+        add(f"findings.{s}", counts[s], last)
+    return out
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def log_audit_run(client, spec: AuditSpec, result: AuditResult, reference_uri: str, source_version: int) -> str:
+    """Log the audit as an MLflow run and tag the audited model version; returns the run id.
+
+    The run is left FAILED (if the server still answers) when logging fails half way; the error is raised.
+    """
+    exp_id = ensure_experiment(client, spec.mlflow)
+    start, end = window_range(result)
+    name = run_name(spec.name, result.model_version, start, end, result.worst_severity)
+    tags = {
+        "spark_audit.kind": "audit", "spark_audit.audit": spec.name, "spark_audit.audit_key": result.audit_key,
+        "spark_audit.source": spec.source.display, "spark_audit.source_version": str(source_version),
+        "spark_audit.reference": reference_uri, "spark_audit.window_start": iso_utc(start) or "",
+        "spark_audit.window_end": iso_utc(end) or "",
+        "spark_audit.status": result.worst_severity or "ok",
+        "mlflow.runName": name,
+    }
+    if spec.model.name:
+        tags["model_name"] = spec.model.name
+        tags["model_version"] = str(result.model_version or "")
+        if spec.model.alias:
+            tags["model_alias"] = spec.model.alias
+    run = client.create_run(exp_id, tags=tags)
+    rid = run.info.run_id
+    try:
+        from mlflow.entities import Param
+
+        from spark_audit.report import summary  # report imports the audit module, which imports this one
+
+        client.set_tag(rid, "mlflow.note.content", description(summary(replace(result, mlflow_run_id=rid)), name))
+        params = [Param(k, v) for k, v in audit_params(spec, result, reference_uri, source_version).items()]
+        for i in range(0, len(params), 100):
+            client.log_batch(rid, params=params[i:i + 100])
+        metrics = audit_metrics(spec, result)
+        for i in range(0, len(metrics), 1000):
+            client.log_batch(rid, metrics=metrics[i:i + 1000])
+        client.log_text(rid, findings_markdown(result.findings), FINDINGS_MD)
+        client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, FINDINGS_JSON)
+        _log_plot(client, rid, result, spec.quality.watched() if spec.quality else ())
+        if spec.model.name and result.model_version:
+            _tag_model_version(client, spec, result, rid, exp_id, start, end)
+    except Exception as e:
+        end_run_failed(client, rid, e)
+        raise
+    client.set_terminated(rid, "FINISHED")
+    return rid
+
+
+def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str, exp_id: str,
+                       start: datetime | None, end: datetime | None) -> None:
+    """The audited version's tags (``audit_status``, ``audit_summary``, ``audit_run``), and the run's link to
+    the version's logged model. A version that is not registered is skipped (its rows carry it, the
+    registry does not know it)."""
+    try:
+        mv = resolve_model_version(client, spec.model.name, result.model_version, None)
+    except ReferenceError_:
+        return
+    for key, value in ((TAG_STATUS, status(result.worst_severity)),
+                       (TAG_SUMMARY, audit_summary(result.findings, start, end)),
+                       (TAG_RUN, run_link(tracking_uri(client), exp_id, run_id))):
+        client.set_model_version_tag(mv.name, mv.version, key, value)
+    model_id = logged_model_id(mv)
+    if model_id:
+        _link_logged_model(client, run_id, model_id)
+
+
+def logged_model_id(mv) -> str | None:
+    """The MLflow 3 logged model a registered version was made from: its ``model_id`` where the registry
+    keeps it (Unity Catalog), else the id in a ``models:/<model_id>`` source (what ``mlflow.register_model``
+    records in the open-source registry); None for a version registered from a path."""
+    model_id = getattr(mv, "model_id", None)
+    if model_id:
+        return str(model_id)
+    m = re.fullmatch(r"models:/([^/@]+)", str(getattr(mv, "source", None) or ""))
+    return m.group(1) if m else None
+
+
+def _link_logged_model(client, run_id: str, model_id: str) -> None:
+    """Name the version's logged model as an input of the run (MLflow 3: the run's page lists the model,
+    the model's page the run). Skipped when the logged model is gone or the store cannot keep the link."""
+    from mlflow.entities import LoggedModelInput
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_logged_model(model_id)
+        client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
+    except MlflowException as e:
+        if lost_server(e):
+            raise
+
+
+def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]) -> None:
+    """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
+    quality (realised, and the label-free estimate dotted) when the audit measures it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def chart(rows, key, label, title, ylabel, name, estimated=None):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for series in sorted({r[key] for r in rows}):
+            mine = [r for r in rows if r[key] == series]
+            color = None  # a metric's estimate is drawn in its realised line's colour
+            for column, style in (("value", "-"), (estimated, ":")):
+                pts = sorted((r["window_start"], r[column]) for r in mine if column and r.get(column) is not None)
+                if pts:
+                    tag = label(mine[0]) + (" (estimated)" if column == estimated else "")
+                    [line] = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=tag,
+                                     color=color)
+                    color = line.get_color()
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        client.log_figure(run_id, fig, f"spark_audit/{name}.png")
+        plt.close(fig)
+
+    drift = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
+    if drift:
+        chart(drift, "column", lambda r: f"{r['column']} ({r['statistic']})", "Drift against the reference, "
+              "per window", "statistic value", "drift_over_windows")
+    perf = [r for r in result.performance if r["slice"] is None and not r["metric"].startswith("fairness.")
+            and r["metric"] in watched]
+    if perf:
+        chart(perf, "metric", lambda r: r["metric"], "Model quality per window", "metric value",
+              "quality_over_windows", estimated="estimated_value")
