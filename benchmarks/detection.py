@@ -298,8 +298,8 @@ def scenarios(quick: bool) -> list[Scenario]:
         build=_build_versions, version_column="model_version",
         fault=Fault(("quality", "drift"), (*QUALITY_METRICS, "score"), tuple(range(D, D + 7)), "warning",
                     model_version="2", slice_has="region=south"),
-        note="one reference (v1's rows; references per model version are not supported yet): "
-             "v2's windows are compared with v1's reference")
+        note="v2 is new: it has no reference period of its own, so the spec names v1's reference "
+             "(reference.uri) for every version, and v2's windows are compared with v1's reference")
     add(name="sentinel_1pct", what="1% of age replaced by -999 from the 4th audited day",
         build=lambda s, sc, h: _one_table(s, sc, h, lambda df: df.withColumn(
             "age", F.when((_day() >= D + 3) & (F.col("_u14") < 0.01), F.lit(-999.0)).otherwise(F.col("age")))),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
-from spark_audit import multivariate, quality, store, table_checks
+from spark_audit import mlflow_log, multivariate, quality, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.contract.compile import tolerates_share
 from spark_audit.drift import noise
@@ -26,7 +27,7 @@ from spark_audit.drift.compare import (
     reference_bins,
 )
 from spark_audit.drift.stats import STATISTICS
-from spark_audit.errors import DataError, EmptyWindowError
+from spark_audit.errors import AuditError, DataError, EmptyWindowError, ReferenceError_, SpecError
 from spark_audit.findings import Candidate, Finding, decide, exit_code, worst
 from spark_audit.names import col as _c
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
@@ -38,7 +39,7 @@ from spark_audit.reference import (
     TAG_REF_RUN,
     LoadedReference,
     ensure_experiment,
-    load_reference,
+    find_reference,
     log_profile_artifact,
     mlflow_client,
     resolve_model_version,
@@ -95,7 +96,8 @@ def incremental_range(
     end is ``now`` floored to the window size: the window still filling is left
     for the next run.
     """
-    last_end, _ = store.last_audited(spark, spec.output, spec.name)
+    last_end, _ = store.last_audited(spark, spec.output, spec.name,
+                                     spec.model.version if spec.model.version_column else None)
     start = max(d for d in (last_end, spec.window.start) if d is not None) if (last_end or spec.window.start) \
         else None
     end = end or spec.window.end
@@ -113,6 +115,55 @@ def _model_version_label(spec: AuditSpec, client=None) -> str | None:
     if spec.model.alias and spec.model.name and client is not None:
         return str(resolve_model_version(client, spec.model.name, None, spec.model.alias).version)
     return None
+
+
+def _version_rows(df: DataFrame, spec: AuditSpec, model_version: str | None) -> DataFrame:
+    """Only ``model_version``'s rows when the rows carry versions: a version's reference and its audit
+    see that version alone (a shadow version scoring the same rows must not mix in)."""
+    col = spec.model.version_column
+    if not col or model_version is None:
+        return df
+    if col not in df.columns:
+        raise DataError(f"model.version_column {col!r} is not a column of {spec.source.display!r}")
+    return df.where(_c(col).cast("string") == F.lit(str(model_version)))
+
+
+def version_order(v: str) -> tuple:
+    """Model versions in numeric order where they are numbers ("2" before "10")."""
+    return (0, int(v), v) if v.isdigit() else (1, 0, v)
+
+
+def model_versions(spark: SparkSession, spec: AuditSpec, start: datetime | None = None,
+                   end: datetime | None = None, *, reference: bool = False) -> list[str]:
+    """The model versions in the rows an audit of [start, end) reads (or the reference rows), in
+    version order; one small pass over the version column."""
+    col = spec.model.version_column
+    if not col:
+        return []
+    if reference:
+        df, _ = read_source(spark, spec.source, start=spec.reference.start, end=spec.reference.end,
+                            where=spec.reference.where)
+    else:
+        df, _ = read_source(spark, spec.source, start=start, end=end)
+    if col not in df.columns:
+        raise DataError(f"model.version_column {col!r} is not a column of {spec.source.display!r}")
+    found = {r[0] for r in df.select(_c(col).cast("string")).distinct().collect() if r[0] is not None}
+    return sorted(found, key=version_order)
+
+
+def version_specs(spark: SparkSession, spec: AuditSpec, start: datetime | None = None, end: datetime | None = None,
+                  *, reference: bool = False) -> list[AuditSpec]:
+    """One spec per model version to audit (or to build a reference for): the spec itself, unless its
+    rows carry versions and it names none (``AuditSpec.versions_in_rows``); an audit with an explicit
+    ``reference.uri`` compares every version with that one reference."""
+    if not (spec.versions_in_rows if reference else spec.audits_each_version):
+        return [spec]
+    versions = model_versions(spark, spec, start or spec.window.start, end or spec.window.end, reference=reference)
+    if not versions:
+        what = "reference rows" if reference else "audited rows"
+        raise EmptyWindowError(f"no {what} of {spec.source.display!r} carry a model version "
+                               f"({spec.model.version_column!r})")
+    return [spec.for_model_version(v) for v in versions]
 
 
 # --------------------------------------------------------------------------- reference
@@ -133,6 +184,7 @@ def profile_reference(
         )
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
         check_feature_kinds(spec, {c.name: c.kind for c in columns})  # before the scan
+        df = _version_rows(df, spec, model_version)
         df = quality.with_labels(spark, df, spec)
     grouping = Grouping(slices=spec.slices, model_version=model_version)
     windowed = bool(spec.window.size and spec.source.timestamp_column)
@@ -143,7 +195,8 @@ def profile_reference(
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
                                               kll_k=spec.profile.kll_k))
         if not first or first[0].profile.row_count == 0:
-            raise DataError(f"the reference selection of {spec.source.display!r} has no rows")
+            of = f" of model version {model_version}" if spec.model.version_column and model_version else ""
+            raise DataError(f"the reference selection of {spec.source.display!r} has no rows{of}")
         base = first[0]
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
         centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
@@ -212,9 +265,18 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
     """Profile the reference rows and log them as an MLflow artifact; returns (run id, profile)."""
     client = mlflow_client(spec.mlflow)
     mv = None
+    label = spec.model.version
     if spec.model.name and (spec.model.version or spec.model.alias):
-        mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
-    profile, version = profile_reference(spark, spec, progress=progress, model_version=mv.version if mv else None)
+        try:
+            mv = resolve_model_version(client, spec.model.name, spec.model.version, spec.model.alias)
+            label = str(mv.version)
+        except ReferenceError_:
+            if spec.model.alias:
+                raise
+            # a version not registered (yet): the audit finds this run by the audit's name and the version
+            progress.note(f"model {spec.model.name!r} version {label} is not registered: the reference is "
+                          "tagged with the version, not linked from the registry")
+    profile, version = profile_reference(spark, spec, progress=progress, model_version=label)
     with progress.phase("logging reference to MLflow"), tracking_calls(client, "logging the reference"):
         exp_id = ensure_experiment(client, spec.mlflow)
         tags = {
@@ -222,18 +284,24 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
             "spark_audit.source": spec.source.display, "spark_audit.source_version": str(version),
             "mlflow.runName": f"reference {spec.name}",
         }
-        if mv is not None:
-            tags.update({"model_name": mv.name, "model_version": str(mv.version)})
+        if label is not None:
+            tags.update({"model_name": spec.model.name, "model_version": str(label),
+                         "mlflow.runName": f"reference {spec.name} · model {label}"})
         run = client.create_run(exp_id, tags=tags)
         run_id = run.info.run_id
         try:
             log_profile_artifact(client, run_id, profile)
-            for name, col in profile.columns.items():
-                for metric in ("null_fraction", "mean", "std"):
-                    v = col.summary().get(metric)
-                    if isinstance(v, (int, float)) and math.isfinite(v):
-                        client.log_metric(run_id, f"reference.{metric}.{name}", float(v))
-            client.log_metric(run_id, "reference.rows", profile.row_count)
+            from mlflow.entities import Metric
+
+            metrics = {"reference.rows": profile.row_count}
+            for name, col in profile.columns.items():  # missing: null, NaN and inf, as the audit counts it
+                metrics[mlflow_log.metric_key("reference.missing_share", name)] = \
+                    noise.missing_count(col) / col.count if col.count else math.nan
+                for metric in ("mean", "std"):
+                    metrics[mlflow_log.metric_key(f"reference.{metric}", name)] = col.summary().get(metric)
+            client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
+                                              for k, v in metrics.items()
+                                              if isinstance(v, (int, float)) and math.isfinite(v)])
             if mv is not None:
                 client.set_model_version_tag(mv.name, mv.version, TAG_REF_RUN, run_id)
         except Exception as e:
@@ -244,11 +312,30 @@ def build_reference(spark: SparkSession, spec: AuditSpec, *, progress: Progress 
     return run_id, profile
 
 
+def build_references(spark: SparkSession, spec: AuditSpec, *, progress: Progress = QUIET
+                     ) -> list[tuple[str | None, str, TableProfile]]:
+    """``build_reference`` for each model version in the reference rows when the rows carry versions
+    and the spec names none, else for the spec; (model version, run id, profile) per reference."""
+    mlflow_client(spec.mlflow)  # reachable, before any rows are read
+    out = []
+    for s in version_specs(spark, spec, reference=True):
+        label = s.model.version if s is not spec else None
+        if label:
+            progress.note(f"model version {label}: its reference, from its own rows")
+        run_id, profile = build_reference(spark, s, progress=progress)
+        out.append((label, run_id, profile))
+    return out
+
+
 # --------------------------------------------------------------------------- audit
 
 
-def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end: datetime | None) -> str:
-    raw = "|".join([spec.name, spec.spec_hash(), spec.source.display, str(source_version), str(start), str(end)])
+def audit_key(spec: AuditSpec, source_version: int, start: datetime | None, end: datetime | None,
+              model_version: str | None = None) -> str:
+    """What identifies an audit's result rows: a re-run with the same key replaces them. The model
+    version is in it so that an alias moved to another version does not replace the first's rows."""
+    parts = [spec.name, spec.spec_hash(), spec.source.display, str(source_version), str(start), str(end)]
+    raw = "|".join(parts + ([str(model_version)] if model_version is not None else []))
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -355,20 +442,25 @@ def run_audit(
     """Audit the windows in [start, end) (default: the spec's window range) against the reference."""
     start = start or spec.window.start
     end = end or spec.window.end
+    if spec.audits_each_version:
+        raise SpecError("the rows carry model versions and the spec names none: each version is audited against "
+                        "its own reference by run_audits (the CLI's `audit`), or name one with model.version",
+                        file=spec.file, key="model")
     contract = load_contract(spec.contract.path) if spec.contract else None  # validated before any Spark job
     client = mlflow_client(spec.mlflow)
     with progress.phase("loading reference"):
-        ref: LoadedReference = load_reference(client, spec.reference_uri())
+        ref: LoadedReference = find_reference(client, spec)
+    # an alias is resolved once, here: rows, run tags and the registry tag all name the same version
+    # even if the alias moves while the audit runs
+    model_version = _model_version_label(spec, client)
     with progress.phase(f"reading {spec.source.display}"):
         df, version = read_source(spark, spec.source, start=start, end=end)
         columns = resolve_columns(df.schema, _features(spec), source=spec.source.display)
         check_feature_kinds(spec, {c.name: c.kind for c in columns})  # before the scan
+        df = _version_rows(df, spec, model_version)
         df = quality.with_labels(spark, df, spec)
-    key = audit_key(spec, version, start, end)
+    key = audit_key(spec, version, start, end, model_version)
     run_id = uuid.uuid4().hex
-    # an alias is resolved once, here: rows, run tags and the registry tag all name the same version
-    # even if the alias moves while the audit runs
-    model_version = _model_version_label(spec, client)
     grouping = Grouping(
         timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,
         model_version_column=spec.model.version_column, model_version=model_version,
@@ -390,6 +482,7 @@ def run_audit(
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {version}"
+            + (f" of model version {model_version}" if spec.model.version_column and model_version else "")
             + (f" between {iso_utc(start)} and {iso_utc(end)}" if start or end else "")
         )
     groups = overall_groups(finest) + ([g for g in finest if g.key.slice is not None] if spec.slices else [])
@@ -490,10 +583,66 @@ def run_audit(
             _check_contract(df, spec, plan, grouping, groups, result, common, now)
     if log_to_mlflow:
         with progress.phase("logging audit to MLflow"), tracking_calls(client, "logging the audit run"):
-            result.mlflow_run_id = _log_audit_run(client, spec, result, ref, version)
+            result.mlflow_run_id = mlflow_log.log_audit_run(client, spec, result, ref.uri, version)
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         _write(spark, spec, result, ref, start, end)
     return result
+
+
+@dataclass
+class VersionAudit:
+    """One model version's audit in ``run_audits``: its result, or why there is none."""
+
+    spec: AuditSpec
+    result: AuditResult | None = None
+    error: AuditError | None = None  # its reference is missing, or it has no rows in the range
+    nothing_new: str | None = None  # incremental: its windows are all audited already
+
+    @property
+    def version(self) -> str | None:
+        return self.result.model_version if self.result else self.spec.model.version
+
+    @property
+    def exit_code(self) -> int:
+        return self.result.exit_code if self.result else (self.error.exit_code if self.error else 0)
+
+
+def run_audits(
+    spark: SparkSession, spec: AuditSpec, *, start: datetime | None = None, end: datetime | None = None,
+    incremental: bool = False, progress: Progress = QUIET, log_to_mlflow: bool = True,
+) -> list[VersionAudit]:
+    """``run_audit`` for each model version in the rows when they carry versions and the spec names none
+    (each against its own reference, each its own run), else for the spec. With several versions, one
+    whose reference is missing or whose rows are empty is reported and the others go on; with one, the
+    error is raised. ``incremental``: each version from the end of its own last complete audit."""
+    mlflow_client(spec.mlflow)  # reachable, before any rows are read
+    specs = version_specs(spark, spec, start, end)
+    out = []
+    for s in specs:
+        if len(specs) > 1:
+            progress.note(f"model version {s.model.version}")
+        s_start, s_end = start, end
+        if incremental:
+            s_start, s_end = incremental_range(spark, s, end=end)
+            if s_start is not None and s_end is not None and s_start >= s_end:
+                out.append(VersionAudit(s, nothing_new=f"windows up to {s_end.isoformat()} are audited"))
+                continue
+        try:
+            out.append(VersionAudit(s, run_audit(spark, s, start=s_start, end=s_end, progress=progress,
+                                                 log_to_mlflow=log_to_mlflow)))
+        except EmptyWindowError as e:
+            if incremental:
+                since = s_start.isoformat() if s_start else "the beginning"
+                out.append(VersionAudit(s, nothing_new=f"no new rows since {since}"))
+            elif len(specs) > 1:
+                out.append(VersionAudit(s, error=e))
+            else:
+                raise
+        except ReferenceError_ as e:
+            if len(specs) == 1:
+                raise
+            out.append(VersionAudit(s, error=e))
+    return out
 
 
 MAX_CORRELATION_WINDOWS = 10  # windows whose multivariate finding gets its changed pair named (one query each)
@@ -626,108 +775,3 @@ def _finding_rows(result: AuditResult, common: dict[str, Any]) -> list[dict[str,
                          statistic=f.statistic, value=finite(f.value), threshold=finite(f.threshold),
                          q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id))
     return rows
-
-
-def _log_audit_run(client, spec: AuditSpec, result: AuditResult, ref: LoadedReference, version: int) -> str:
-    exp_id = ensure_experiment(client, spec.mlflow)
-    windows = sorted({g.key.window_start for g in result.groups if g.key.window_start})
-    tags = {
-        "spark_audit.kind": "audit", "spark_audit.audit": spec.name, "spark_audit.audit_key": result.audit_key,
-        "spark_audit.source": spec.source.display, "spark_audit.source_version": str(version),
-        "spark_audit.reference": ref.uri, "spark_audit.window_start": windows[0] if windows else "",
-        "spark_audit.window_end": max((g.key.window_end or "") for g in result.groups),
-        "spark_audit.status": result.worst_severity or "ok",
-        "mlflow.runName": f"audit {spec.name} v{version}",
-    }
-    if spec.model.name:
-        tags["model_name"] = spec.model.name
-        tags["model_version"] = str(result.model_version or "")
-        if spec.model.alias:
-            tags["model_alias"] = spec.model.alias
-    run = client.create_run(exp_id, tags=tags)
-    rid = run.info.run_id
-    try:
-        from mlflow.entities import Metric
-
-        step_of = {w: i for i, w in enumerate(windows)}
-        ts = int(datetime.now(timezone.utc).timestamp() * 1000)
-        metrics = []
-        for row in result.drift:
-            if row["drift_type"] != "reference" or row["slice"] is not None or row["value"] is None:
-                continue
-            step = step_of.get(iso_utc(row["window_start"]) or "", 0)
-            metrics.append(Metric(f"drift.{row['statistic']}.{row['column']}", row["value"], ts, step))
-        for row in result.dataset:
-            if row["slice"] is None and row["drift_type"] == "reference":
-                step = step_of.get(iso_utc(row["window_start"]) or "", 0)
-                metrics.append(Metric("drift.share", row["drift_share"], ts, step))
-        for row in result.performance:
-            if row["slice"] is None:
-                step = step_of.get(iso_utc(row["window_start"]) or "", 0)
-                if row["value"] is not None:
-                    metrics.append(Metric(f"quality.{row['metric']}", row["value"], ts, step))
-                if row["estimated_value"] is not None:
-                    metrics.append(Metric(f"quality_estimated.{row['metric']}", row["estimated_value"], ts, step))
-        for g in result.groups:
-            if g.key.slice is not None:
-                continue
-            step = step_of.get(g.key.window_start or "", 0)
-            metrics.append(Metric("rows", float(g.profile.row_count), ts, step))
-            for name, col in g.profile.columns.items():
-                v = col.null_fraction
-                if math.isfinite(v):
-                    metrics.append(Metric(f"profile.null_fraction.{name}", v, ts, step))
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(rid, metrics=metrics[i:i + 1000])
-        client.log_metric(rid, "findings", len(result.findings))
-        client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, "spark_audit/findings.json")
-        _log_plot(client, rid, result, spec.quality.watched() if spec.quality else ())
-        if spec.model.name and result.model_version:
-            mv = resolve_model_version(client, spec.model.name, result.model_version, None)
-            client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_status",
-                                         result.worst_severity or "ok")
-            client.set_model_version_tag(mv.name, mv.version, "spark_audit.last_audit_run", rid)
-    except Exception as e:
-        end_run_failed(client, rid, e)
-        raise
-    client.set_terminated(rid, "FINISHED")
-    return rid
-
-
-def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]) -> None:
-    """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
-    quality (realised, and the label-free estimate dotted) when the audit measures it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def chart(rows, key, label, title, ylabel, name, estimated=None):
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        for series in sorted({r[key] for r in rows}):
-            mine = [r for r in rows if r[key] == series]
-            color = None  # a metric's estimate is drawn in its realised line's colour
-            for column, style in (("value", "-"), (estimated, ":")):
-                pts = sorted((r["window_start"], r[column]) for r in mine if column and r.get(column) is not None)
-                if pts:
-                    tag = label(mine[0]) + (" (estimated)" if column == estimated else "")
-                    [line] = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=tag,
-                                     color=color)
-                    color = line.get_color()
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8, loc="upper left")
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        client.log_figure(run_id, fig, f"spark_audit/{name}.png")
-        plt.close(fig)
-
-    drift = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
-    if drift:
-        chart(drift, "column", lambda r: f"{r['column']} ({r['statistic']})", "Drift against the reference, "
-              "per window", "statistic value", "drift_over_windows")
-    perf = [r for r in result.performance if r["slice"] is None and not r["metric"].startswith("fairness.")
-            and r["metric"] in watched]
-    if perf:
-        chart(perf, "metric", lambda r: r["metric"], "Model quality per window", "metric value",
-              "quality_over_windows", estimated="estimated_value")

@@ -1,20 +1,26 @@
 """The ``spark-audit`` command line.
 
-Exit codes (for schedulers): 0 no error or critical finding, 1 an error or
-critical finding, 2 bad spec or usage, 3 data or infrastructure problem
-(missing table/column, empty window, missing reference, MLflow unreachable);
-the table is ``spark_audit.errors.EXIT_CODES``.
+Exit codes (for schedulers) are the table ``spark_audit.errors.EXIT_CODES``; ``--help`` prints it.
+Global flags (``--quiet``, ``--verbose``, ``--master``, ``--format``) go before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from spark_audit.errors import AuditError, EmptyWindowError, SpecError
+from spark_audit.errors import EXIT_CODES, AuditError, SpecError
 from spark_audit.timeutil import parse_time
+
+FORMATS = ("text", "json")
+# commands whose output --format json turns into one JSON document on stdout
+JSON_COMMANDS = ("validate", "audit", "compare")
 
 
 def _time(value: str) -> datetime:
@@ -24,11 +30,48 @@ def _time(value: str) -> datetime:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def version() -> str:
+    """This installation's version: the distribution's metadata, else the package's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("spark-audit")
+    except PackageNotFoundError:
+        from spark_audit import __version__
+
+        return __version__
+
+
+def exit_code_help() -> str:
+    """The exit-code table (``spark_audit.errors.EXIT_CODES``) as ``--help`` prints it."""
+    return "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in sorted(EXIT_CODES.items()))
+
+
+def _add_global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The flags every command takes. ``suppress``: a subcommand's copy, which sets a flag only when given
+    there, so a value given before the command is not overwritten by the copy's default."""
+
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    p.add_argument("--quiet", action="store_true", default=default(False), help="no progress lines on stderr")
+    p.add_argument("--verbose", action="store_true", default=default(False),
+                   help="show Spark's startup output (Ivy, log4j) and warnings; also env SPARK_AUDIT_VERBOSE=1")
+    p.add_argument("--master", default=default(None),
+                   help="Spark master when no session is active (default $SPARK_AUDIT_MASTER or local[*])")
+    p.add_argument("--format", choices=FORMATS, default=default("text"),
+                   help=f"output on stdout: text, or one JSON document ({', '.join(JSON_COMMANDS)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spark-audit", description=__doc__.split("\n")[0])
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.add_argument("--master", help="Spark master when no session is active (default local[*])")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="spark-audit", description=__doc__.split("\n")[0], epilog=exit_code_help(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"spark-audit {version()}")
+    _add_global_flags(p, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_flags(common, suppress=True)
+    sub = _Subparsers(p.add_subparsers(dest="command", required=True), common)
 
     d = sub.add_parser("demo", help="generate a feature table with injected problems and audit it end to end")
     d.add_argument("--home", default="spark-audit-home", help="folder for tables, results and MLflow store")
@@ -39,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("spec")
 
     r = sub.add_parser("reference", help="reference profiles")
-    rsub = r.add_subparsers(dest="reference_command", required=True)
-    rb = rsub.add_parser("build", help="profile the reference rows and log them to MLflow")
+    rsub = _Subparsers(r.add_subparsers(dest="reference_command", required=True), common)
+    rb = rsub.add_parser("build", help="profile the reference rows and log them to MLflow (one reference per "
+                                       "model version when the rows carry versions and the spec names none)")
     rb.add_argument("spec")
+    _add_model_version(rb)
 
     a = sub.add_parser("audit", help="audit windows against the reference; exit 1 on critical findings")
     a.add_argument("spec")
@@ -51,15 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audit only windows after the last complete audit of this spec, up to the last whole window")
     a.add_argument("--backfill", nargs=2, type=_time, metavar=("START", "END"),
                    help="re-audit [START, END); readers then see these windows' newest results")
+    _add_model_version(a)
 
     c = sub.add_parser("compare", help="model versions side by side, from the result tables")
     c.add_argument("spec", help="an audit spec (its output location is read)")
     c.add_argument("--model", help="only this model name (default: the spec's)")
 
     k = sub.add_parser("contract", help="data contracts")
-    ksub = k.add_subparsers(dest="contract_command", required=True)
+    ksub = _Subparsers(k.add_subparsers(dest="contract_command", required=True), common)
     ki = ksub.add_parser("infer", help="suggest a contract from the spec's reference profile")
     ki.add_argument("spec")
+    _add_model_version(ki)
     ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
     ki.add_argument("--tolerance", type=float, default=0.1,
                     help="relative widening of observed null/NaN/inf percentages and string lengths")
@@ -72,16 +119,109 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_model_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-version", metavar="V",
+                   help="only this model version (its rows, with model.version_column, and its reference); "
+                        "default: the spec's model.version, else every version in the rows")
+
+
+def _spec(args: argparse.Namespace):
+    """The spec, narrowed to ``--model-version`` when given."""
+    from spark_audit.spec import load_spec
+
+    spec = load_spec(args.spec)
+    mv = getattr(args, "model_version", None)
+    return spec.for_model_version(mv) if mv else spec
+
+
+class _Subparsers:
+    """``add_parser`` of an argparse subparsers action that gives every subcommand the global flags."""
+
+    def __init__(self, action, common: argparse.ArgumentParser):
+        self.action, self.common = action, common
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.action.add_parser(name, parents=[self.common], **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.format == "json" and args.command not in JSON_COMMANDS:
+        parser.error(f"--format json is not available for {args.command!r} yet "
+                     f"(it is for: {', '.join(JSON_COMMANDS)})")
+    with _verbosity(args.verbose):
+        try:
+            if args.command == "validate" and args.format == "json":
+                return _validate_json(args)
+            return _run(args)
+        except SpecError as e:
+            return _failed(args, f"invalid spec: {e}", str(e), e.exit_code)
+        except AuditError as e:
+            return _failed(args, str(e), str(e), e.exit_code)
+
+
+@contextmanager
+def _verbosity(verbose: bool) -> Iterator[None]:
+    """``--verbose``: sessions started meanwhile show Spark's output (``spark_audit.session.VERBOSE_ENV``)."""
+    from spark_audit.session import VERBOSE_ENV
+
+    before = os.environ.get(VERBOSE_ENV)
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
     try:
-        return _run(args)
-    except SpecError as e:
-        print(f"spark-audit: invalid spec: {e}", file=sys.stderr)
-        return e.exit_code
-    except AuditError as e:
-        print(f"spark-audit: {e}", file=sys.stderr)
-        return e.exit_code
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(VERBOSE_ENV, None)
+        else:
+            os.environ[VERBOSE_ENV] = before
+
+
+def _failed(args: argparse.Namespace, message: str, error: str, code: int) -> int:
+    """An error on stderr; with ``--format json`` also ``{"ok": false, "error": ...}`` on stdout."""
+    print(f"spark-audit: {message}", file=sys.stderr)
+    if args.format == "json":
+        _print_json({"ok": False, "error": error})
+    return code
+
+
+def _print_json(doc: dict) -> None:
+    print(json.dumps(doc, allow_nan=False))
+
+
+def _validate_json(args: argparse.Namespace) -> int:
+    """``validate --format json``: ``{"spec", "ok", "features", "contract", "spec_hash"}`` (no Spark)."""
+    from spark_audit.spec import load_spec
+
+    spec = load_spec(args.spec)
+    contract = None
+    if spec.contract:
+        from spark_audit.contract import load_contract
+
+        contract = load_contract(spec.contract.path).id
+    _print_json({"spec": args.spec, "ok": True, "features": len(spec.features), "contract": contract,
+                 "spec_hash": spec.spec_hash()})
+    return 0
+
+
+def _audit_output(args: argparse.Namespace, result) -> str:
+    """What ``audit`` prints on stdout: the summary, or ``report_json.result_json`` as JSON."""
+    if args.format == "json":
+        from spark_audit.report_json import result_json
+
+        return json.dumps(result_json(result), allow_nan=False)
+    from spark_audit.report import summary
+
+    return summary(result)
+
+
+def _nothing_to_audit(args: argparse.Namespace, message: str) -> str:
+    """``audit --incremental`` with no new window: the message, or a JSON document with no windows."""
+    if args.format == "json":
+        return json.dumps({"exit_code": 0, "worst_severity": None, "windows": [], "findings": [],
+                           "message": message})
+    return message
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,54 +243,81 @@ def _run(args: argparse.Namespace) -> int:
         return _demo(args, progress)
     if args.command == "contract" and args.contract_command == "check":
         return _contract_check(args, progress)
-    spec = load_spec(args.spec)  # validated before Spark starts
+    spec = _spec(args)  # validated before Spark starts
+    if args.command == "compare":
+        return _compare(args, spec, progress)
     from spark_audit.session import get_spark
 
     with progress.phase("starting Spark"):
         spark = get_spark(args.master)
     if args.command == "reference":
-        from spark_audit.audit import build_reference
+        from spark_audit.audit import build_references
 
-        run_id, profile = build_reference(spark, spec, progress=progress)
-        print(f"reference logged as runs:/{run_id} ({profile.row_count} rows, {len(profile.columns)} columns)")
-        return 0
-    if args.command == "compare":
-        from spark_audit.report import compare_versions
-
-        print(compare_versions(spark, spec, model=args.model))
+        for label, run_id, profile in build_references(spark, spec, progress=progress):
+            print(("" if label is None else f"model version {label}: ") + f"reference logged as runs:/{run_id} "
+                  f"({profile.row_count} rows, {len(profile.columns)} columns)")
         return 0
     if args.command == "contract":
         return _contract_infer(args, spark, spec, progress)
-    from spark_audit.audit import incremental_range, run_audit
-    from spark_audit.report import summary
+    from spark_audit.audit import run_audits
 
     start, end = args.start, args.end
     if args.backfill:
         start, end = args.backfill
-    elif args.incremental:
-        start, end = incremental_range(spark, spec, end=args.end)
-        if start is not None and end is not None and start >= end:
-            print(f"nothing new to audit: windows up to {end.isoformat()} are audited")
-            return 0
-    try:
-        result = run_audit(spark, spec, start=start, end=end, progress=progress)
-    except EmptyWindowError:
-        if not args.incremental:
-            raise
-        print(f"nothing new to audit since {start.isoformat() if start else 'the beginning'}")
-        return 0
-    print(summary(result))
-    return result.exit_code
+    audits = run_audits(spark, spec, start=start, end=end, incremental=args.incremental and not args.backfill,
+                        progress=progress)
+    print(_audits_output(args, audits, several=spec.audits_each_version))
+    return max(a.exit_code for a in audits)
+
+
+def _audits_output(args: argparse.Namespace, audits, *, several: bool) -> str:
+    """One audit's output (``_audit_output``); per model version, when the spec audits each version found:
+    in text a block per version, in JSON ``{"exit_code", "versions": [...]}``."""
+    def one(a):
+        if a.result is not None:
+            return _audit_output(args, a.result)
+        if a.nothing_new is not None:
+            return _nothing_to_audit(args, f"nothing new to audit: {a.nothing_new}")
+        if args.format == "json":
+            return json.dumps({"ok": False, "error": str(a.error), "exit_code": a.exit_code})
+        return f"spark-audit: {a.error}"
+
+    if not several:
+        return one(audits[0])
+    if args.format == "json":
+        return json.dumps({"exit_code": max(a.exit_code for a in audits),
+                           "versions": [{"model_version": a.version, **json.loads(one(a))} for a in audits]},
+                          allow_nan=False)
+    return "\n\n".join(f"== model version {a.version}\n{one(a)}" for a in audits)
+
+
+def _compare(args: argparse.Namespace, spec, progress) -> int:
+    """``compare``: every model version's health from the result tables; a folder of Delta tables is read
+    without Spark (``spark_audit.readback``), metastore tables through a session."""
+    from spark_audit.readback import needs_spark
+    from spark_audit.report import compare_versions, spec_version_table
+
+    spark = None
+    if needs_spark(spec.output):
+        from spark_audit.session import get_spark
+
+        with progress.phase("starting Spark"):
+            spark = get_spark(args.master)
+    if args.format == "json":
+        _print_json(json.loads(json.dumps(spec_version_table(spec, model=args.model, spark=spark), default=str)))
+    else:
+        print(compare_versions(spec, model=args.model, spark=spark))
+    return 0
 
 
 def _contract_infer(args: argparse.Namespace, spark, spec, progress) -> int:
     import yaml
 
     from spark_audit.contract import infer_contract
-    from spark_audit.reference import load_reference, mlflow_client
+    from spark_audit.reference import find_reference, mlflow_client
 
     with progress.phase("loading reference"):
-        ref = load_reference(mlflow_client(spec.mlflow), spec.reference_uri())
+        ref = find_reference(mlflow_client(spec.mlflow), spec)
     contract = infer_contract(ref.profile, table_name=spec.source.display.rstrip("/").split("/")[-1],
                               tolerance=args.tolerance)
     text = yaml.safe_dump(contract, sort_keys=False)
@@ -186,9 +353,9 @@ def _contract_check(args: argparse.Namespace, progress) -> int:
 
 
 def _demo(args: argparse.Namespace, progress) -> int:
-    from spark_audit.audit import build_reference, run_audit
+    from spark_audit.audit import build_references, run_audits
     from spark_audit.demo import write_demo
-    from spark_audit.report import summary
+    from spark_audit.report import compare_versions, summary
     from spark_audit.session import get_spark
     from spark_audit.spec import load_spec
 
@@ -198,16 +365,20 @@ def _demo(args: argparse.Namespace, progress) -> int:
     with progress.phase(f"generating the demo feature table under {home}"):
         spec_path = write_demo(spark, home, args.rows_per_day)
     spec = load_spec(spec_path)
-    run_id, _ = build_reference(spark, spec, progress=progress)
-    result = run_audit(spark, spec, progress=progress)
-    print(summary(result))
+    build_references(spark, spec, progress=progress)  # one per model version, from its own rows
+    audits = run_audits(spark, spec, progress=progress)
+    for a in audits:
+        print(f"== model version {a.version}\n{summary(a.result)}\n")
+    print(compare_versions(spec))
+    code = max(a.exit_code for a in audits)
     print(
         f"\nDelta results: {spec.output.path}\nMLflow UI:     mlflow ui --backend-store-uri {spec.mlflow.tracking_uri}"
-        f"\nAudit spec:    {spec_path} (re-run with: spark-audit audit {spec_path})"
+        f"\nAudit spec:    {spec_path} (re-run with: spark-audit audit {spec_path}; "
+        f"versions side by side: spark-audit compare {spec_path})"
     )
     if args.strict:
-        return result.exit_code
-    print(f"(a scheduler running `spark-audit audit` would get exit code {result.exit_code}; "
+        return code
+    print(f"(a scheduler running `spark-audit audit` would get exit code {code}; "
           "the demo exits 0 because these problems were injected on purpose)")
     return 0
 

@@ -1,10 +1,11 @@
 """The demo: a synthetic churn feature table with injected problems, audited end to end.
 
-Fourteen days of scored customer events. Days 0-6 are the reference period of
-model ``spark-audit-demo-churn`` version 1; days 7-13 are audited one day at a
-time. Two problems are injected: from day 11 ``monthly_charges`` shifts up by
-0.8 standard deviations (input drift), and on day 13 ``tenure_months`` is all
-NaN (an upstream pipeline bug), which the demo's data contract also catches.
+Fourteen days of scored customer events, scored by model ``spark-audit-demo-churn``
+version 1 and shadow-scored by version 2 (the same rows twice, ``model_version`` says
+which). Days 0-6 are the reference period of each version; days 7-13 are audited one
+day at a time, each version against its own reference. Two problems are injected:
+from day 11 ``monthly_charges`` shifts up by 0.8 standard deviations (input drift),
+and on day 13 ``tenure_months`` is all NaN (an upstream pipeline bug), which the demo's data contract also catches.
 Labels (``churned``) show concept drift from day 12: customers churn more than
 the scores say, so realised quality decays; day 13 has no labels yet, so only
 the label-free estimate is there. Everything lives under one local folder:
@@ -51,7 +52,6 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
         F.when(u(6) < 0.5, "basic").when(u(6) < 0.85, "standard").otherwise("premium").alias("plan"),
         F.when(u(7) < 0.6, "CA").when(u(7) < 0.9, "US").otherwise("MX").alias("country"),
         (u(8) < 0.2).alias("is_promo"),
-        F.lit("1").alias("model_version"),
     )
     logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * F.coalesce(
         F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0)) + F.lit(0.5) * F.col("is_promo").cast("double")
@@ -60,9 +60,18 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
     true_logit = logit + F.when(F.col("day") >= CONCEPT_DAY, F.lit(1.5)).otherwise(F.lit(0.0))
     churned = F.when(F.col("day") >= UNLABELLED_DAY, F.lit(None)).otherwise(
         (u(9) < F.lit(1.0) / (F.lit(1.0) + F.exp(-true_logit))).cast("int"))
-    return df.select(
-        "*", F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-logit)), 4).alias("churn_score"), churned.alias("churned")
-    ).drop("day")
+    scored = df.select("*", logit.alias("_logit"), churned.alias("churned"))
+    # version 2 shadow-scores the same rows: a less confident model, so its scores spread less than
+    # version 1's; compared with version 1's reference its churn_score would look drifted every day
+    versions = [("1", F.col("_logit")), ("2", F.lit(0.6) * F.col("_logit") - F.lit(0.4))]
+    out = None
+    for version, score_logit in versions:
+        features = [c for c in scored.columns if c not in ("_logit", "churned", "day")]
+        part = scored.select(
+            *features, F.lit(version).alias("model_version"),
+            F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-score_logit)), 4).alias("churn_score"), "churned")
+        out = part if out is None else out.unionByName(part)
+    return out
 
 
 DEMO_CONTRACT = {
@@ -107,7 +116,8 @@ def demo_spec(home: Path) -> dict:
         "name": "churn-demo",
         "source": {"path": str(home / "tables" / "churn_features"), "timestamp_column": "event_ts"},
         "window": {"size": "1 day", "start": ref_end.isoformat(), "end": (START + timedelta(days=DAYS)).isoformat()},
-        "model": {"name": MODEL_NAME, "version": "1", "version_column": "model_version"},
+        # no version named: each version in the rows is audited against its own reference
+        "model": {"name": MODEL_NAME, "version_column": "model_version"},
         "features": [
             "age", "tenure_months", {"name": "monthly_charges", "importance": 2.0}, "plan", "country",
             "is_promo", "churn_score",
@@ -123,15 +133,18 @@ def demo_spec(home: Path) -> dict:
     }
 
 
-def ensure_model_version(client, experiment_id: str) -> str:
-    """Register version 1 of the demo model (a stand-in: a JSON of its coefficients)."""
+COEFFICIENTS = {"1": {"intercept": -1.0, "monthly_charges": 0.02, "tenure_months": -0.03, "is_promo": 0.5},
+                "2": {"intercept": -1.0, "monthly_charges": 0.012, "tenure_months": -0.018, "is_promo": 0.3}}
+
+
+def ensure_model_version(client, experiment_id: str, version: str = "1") -> str:
+    """Register a version of the demo model (a stand-in: a JSON of its coefficients), in order."""
     try:
-        return client.get_model_version(MODEL_NAME, "1").version
+        return client.get_model_version(MODEL_NAME, version).version
     except Exception:  # noqa: BLE001 - not registered yet
         pass
-    run = client.create_run(experiment_id, tags={"mlflow.runName": "train churn model (demo)"})
-    client.log_dict(run.info.run_id, {"intercept": -1.0, "monthly_charges": 0.02, "tenure_months": -0.03,
-                                      "is_promo": 0.5}, "model/coefficients.json")
+    run = client.create_run(experiment_id, tags={"mlflow.runName": f"train churn model v{version} (demo)"})
+    client.log_dict(run.info.run_id, COEFFICIENTS[version], "model/coefficients.json")
     client.set_terminated(run.info.run_id, "FINISHED")
     try:
         client.create_registered_model(MODEL_NAME)
@@ -156,5 +169,7 @@ def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
     spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
     spec = parse_spec(spec_dict, file=str(spec_path))
     client = mlflow_client(spec.mlflow)
-    ensure_model_version(client, ensure_experiment(client, spec.mlflow))
+    experiment = ensure_experiment(client, spec.mlflow)
+    for version in COEFFICIENTS:
+        ensure_model_version(client, experiment, version)
     return spec_path

@@ -20,11 +20,14 @@ from pathlib import Path
 from spark_audit import tracking
 from spark_audit.errors import ReferenceError_
 from spark_audit.profile.state import TableProfile
-from spark_audit.spec import MlflowSpec
+from spark_audit.spec import AuditSpec, MlflowSpec
 
 REF_ARTIFACT_DIR = "spark_audit"
 REF_ARTIFACT = f"{REF_ARTIFACT_DIR}/reference_profile.json"
 TAG_REF_RUN = "spark_audit.reference_run_id"
+# the experiment tag MLflow 3's UI reads to choose the runs view ("Machine learning") over the GenAI view
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_ML = "custom_model_development"
 
 
 def mlflow_client(ml: MlflowSpec):
@@ -53,15 +56,26 @@ def _short(e: Exception) -> str:
 
 
 def ensure_experiment(client, ml: MlflowSpec) -> str:
+    """The spec's experiment (created if missing), tagged as a machine-learning experiment so MLflow 3 opens
+    it in the classic runs view rather than the GenAI one; a kind already set is left alone."""
     exp = client.get_experiment_by_name(ml.experiment)
     if exp is not None:
+        if not (exp.tags or {}).get(TAG_EXPERIMENT_KIND):
+            from mlflow.exceptions import MlflowException
+
+            try:
+                client.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_ML)
+            except MlflowException as e:  # an experiment this identity may only log runs to: left as it is
+                if tracking.lost_server(e):
+                    raise
         return exp.experiment_id
     location = ml.artifact_location
     if location is None and ml.tracking_uri and ml.tracking_uri.startswith("sqlite:///"):
         # keep artifacts beside the SQLite store rather than in ./mlruns of whatever the cwd is
         db = Path(ml.tracking_uri[len("sqlite:///"):])
         location = (db.parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(ml.experiment, artifact_location=location)
+    return client.create_experiment(ml.experiment, artifact_location=location,
+                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_ML})
 
 
 def resolve_model_version(client, name: str, version: str | None, alias: str | None):
@@ -128,3 +142,44 @@ def load_reference(client, uri: str) -> LoadedReference:
     if not path.exists():
         raise ReferenceError_(f"reference {uri!r} not found")
     return LoadedReference(_parse(path.read_text(), uri), uri, None)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _reference_run_of(client, spec: AuditSpec, version: str) -> str | None:
+    """The newest finished reference run this audit built for ``version`` (for a version that is
+    not registered, or registered without the reference tag)."""
+    exp = client.get_experiment_by_name(spec.mlflow.experiment)
+    if exp is None:
+        return None
+    found = client.search_runs(
+        [exp.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+        filter_string=(f"tags.`spark_audit.kind` = 'reference' and tags.`spark_audit.audit` = '{_quoted(spec.name)}' "
+                       f"and tags.model_version = '{_quoted(version)}' and attributes.status = 'FINISHED'"))
+    return found[0].info.run_id if found else None
+
+
+def find_reference(client, spec: AuditSpec) -> LoadedReference:
+    """The spec's reference: ``reference.uri`` when set; for a named model version, the run its
+    registry tag points at, else the newest reference this audit built for that version; otherwise
+    what ``reference_uri()`` names (an alias)."""
+    if spec.reference.uri or not (spec.model.name and spec.model.version):
+        return load_reference(client, spec.reference_uri())
+    name, version = spec.model.name, spec.model.version
+    uri = f"models:/{name}/{version}"
+    with tracking.tracking_calls(client, f"looking up the reference of {uri}"):
+        try:
+            mv = client.get_model_version(name, version)
+        except Exception as e:  # noqa: BLE001
+            if tracking.lost_server(e):
+                raise
+            mv = None  # not registered: a reference run may still exist
+        run_id = (mv.tags or {}).get(TAG_REF_RUN) if mv is not None else None
+        run_id = run_id or _reference_run_of(client, spec, version)
+    if run_id is None:
+        raise ReferenceError_(
+            f"model {name!r} version {version} has no reference: build one with "
+            f"`spark-audit reference build {spec.file or 'SPEC'} --model-version {version}`")
+    return LoadedReference(_download(client, run_id, uri), f"runs:/{run_id}", run_id)

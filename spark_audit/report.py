@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spark_audit.audit import AuditResult
+from spark_audit.audit import AuditResult, version_order
 from spark_audit.findings import SEVERITIES, exit_code
 from spark_audit.timeutil import iso_utc
 
@@ -38,65 +38,129 @@ def _line(f) -> str:
     return f"    {_MARK[f.severity]:<8} {f.kind:<13} {f.column or '(table)':<18} {f.message}"
 
 
-def compare_versions(spark, spec, *, model: str | None = None) -> str:
-    """Model versions side by side from the result tables (complete runs, newest per window)."""
-    from pyspark.sql import functions as F
+VERSION_COLUMNS = ("last audit", "windows", "last window", "rows", *reversed(SEVERITIES), "drift windows")
 
-    from spark_audit import store
 
-    model = model or spec.model.name
-    runs = store.complete(spark, spec.output, "audit_runs")
-    if runs is None:
-        return f"no complete audits under {spec.output.path or spec.output.database}"
-    if model:
-        runs = runs.where(F.col("model_name") == model)
-    names = sorted({r.audit_name for r in runs.select("audit_name").distinct().collect()})
-    if not names:
-        return f"no complete audits of model {model!r}"
-    in_audits = F.col("audit_name").isin(names)
-    overall = in_audits & F.col("slice").isNull()
-    rows: dict[str, dict[str, str]] = {}
+def version_table(output, *, model: str | None = None, watched: tuple[str, ...] = (), spark=None) -> dict:
+    """Every model version's health from the result tables (complete runs, newest per window): the
+    worst severity of its last audit, windows and rows audited, findings per severity, windows with a
+    drift finding, the watched quality metrics (last window against the reference) and contract
+    failures. ``output`` is an audit spec's ``output``; ``model`` a model name (default: any). Reads the
+    result tables without Spark when they are a folder (``spark_audit.readback``); metastore tables
+    need ``spark``."""
+    from spark_audit.readback import complete_frames
 
-    def put(version, key, value):
-        rows.setdefault(str(version), {})[key] = value
+    t = complete_frames(output, ("audit_runs", "profile_metrics", "findings", "performance_metrics",
+                                      "contract_violations"), spark)
+    runs = t["audit_runs"]
+    if model and runs is not None:
+        runs = runs[runs["model_name"] == model]
+    table = {"model": model, "audits": [] if runs is None else sorted(runs["audit_name"].unique()), "versions": []}
+    if runs is None or runs.empty:
+        table["message"] = f"no complete audits under {output.path or output.database}" + (
+            f" of model {model!r}" if model else "")
+        return table
 
-    ds = store.complete(spark, spec.output, "dataset_drift")
-    if ds is not None:
-        for r in (ds.where(overall & (F.col("drift_type") == "reference")).groupBy("model_version")
-                  .agg(F.count("*").alias("w"), F.avg("drift_share").alias("mean"), F.max("drift_share").alias("mx"),
-                       F.sum(F.col("drifted").cast("int")).alias("d")).collect()):
-            put(r.model_version, "windows", str(r.w))
-            put(r.model_version, "drift share mean/max", f"{r.mean:.2f}/{r.mx:.2f}")
-            put(r.model_version, "drifted windows", str(r.d))
-    prof = store.complete(spark, spec.output, "profile_metrics")
-    if prof is not None:
-        first_col = prof.where(overall).select("column").first()
-        if first_col is not None:
-            for r in (prof.where(overall & (F.col("column") == first_col[0])).groupBy("model_version")
-                      .agg(F.sum("row_count").alias("n")).collect()):
-                put(r.model_version, "rows", str(r.n))
-    perf = store.complete(spark, spec.output, "performance_metrics")
-    watched = spec.quality.watched() if spec.quality else ()
+    def mine(name: str, overall: bool = True):
+        df = t[name]
+        if df is None:
+            return None
+        df = df[df["audit_name"].isin(table["audits"])].assign(_v=lambda d: d["model_version"].map(_version_label))
+        return df[df["slice"].isna()] if overall else df
+
+    # a version is any the rows name; an audit with one reference for all versions has runs of no version
+    runs = runs.assign(_v=runs["model_version"].map(_version_label)).sort_values("finished_at")
+    prof = mine("profile_metrics")
+    found = mine("findings", overall=False)
+    if found is not None:  # a table-level finding of a one-version audit is that version's
+        run_version = dict(zip(runs["audit_run_id"], runs["_v"], strict=True))
+        inherited = found["audit_run_id"].map(run_version).fillna(NO_VERSION)
+        found = found.assign(_v=found["_v"].where(found["_v"] != NO_VERSION, inherited))
+    seen = set(runs["_v"]) | (set() if prof is None else set(prof["_v"]))
+    named = {v for v in seen if v != NO_VERSION}
+    rows = {v: {"version": v, "audit runs": 0, **dict.fromkeys(SEVERITIES, 0), "drift windows": 0, "last audit": None}
+            for v in (named or seen)}
+    for v, row in rows.items():
+        by_rows = set() if prof is None else set(prof.loc[prof["_v"] == v, "audit_run_id"])
+        theirs = runs[(runs["_v"] == v) | runs["audit_run_id"].isin(by_rows)]
+        row["audit runs"] = len(theirs)
+        if theirs.empty:
+            continue
+        newest = theirs.iloc[-1]  # its verdict; of this version's findings when the run audited several
+        if newest["_v"] == v or found is None:
+            row["last audit"] = newest["worst_severity"] or "ok"
+        else:
+            own = found[(found["audit_run_id"] == newest["audit_run_id"]) & (found["_v"] == v)]["severity"]
+            row["last audit"] = max(own, key=SEVERITIES.index, default="ok")
+
+    def put(version, **values):
+        if version in rows:
+            rows[version].update(values)
+
+    if prof is not None:  # rows and windows: the largest column count per window (all rows, no slice)
+        per_window = prof.groupby(["_v", "window_start"])["row_count"].max().reset_index()
+        for version, w in per_window.groupby("_v"):
+            put(version, windows=len(w), rows=int(w["row_count"].sum()),
+                **{"last window": iso_utc(w["window_start"].max())[:10]})
+    if found is not None:
+        for version, f in found.groupby("_v"):
+            put(version, **{s: int((f["severity"] == s).sum()) for s in SEVERITIES},
+                **{"drift windows": int(f.loc[f["kind"].isin(DRIFT_FINDINGS), "window_start"].nunique())})
+    perf = mine("performance_metrics")
     if perf is not None and watched:
-        latest = (perf.where(overall & F.col("metric").isin(list(watched)) & F.col("value").isNotNull())
-                  .groupBy("model_version", "metric")
-                  .agg(F.max_by("value", "window_start").alias("last"), F.first("reference_value").alias("ref"))
-                  .collect())
-        for r in latest:
-            ref = "-" if r.ref is None else f"{r.ref:.3f}"
-            put(r.model_version, f"{r.metric} last/ref", f"{r.last:.3f}/{ref}")
-    cv = store.complete(spark, spec.output, "contract_violations")
+        perf = perf[perf["metric"].isin(watched) & perf["value"].notna()].sort_values("window_start")
+        for (version, metric), m in perf.groupby(["_v", "metric"]):
+            last = m.iloc[-1]
+            ref = last["reference_value"]
+            put(version, **{f"{metric} last/ref": [float(last["value"]), None if ref != ref else float(ref)]})
+    cv = mine("contract_violations")
     if cv is not None:
-        for r in (cv.where(overall & ~F.col("passed")).groupBy("model_version").count().collect()):
-            put(r.model_version, "contract failures", str(r["count"]))
-    if not rows:
-        return f"no results for model {model!r}"
-    columns = ["windows", "rows", "drift share mean/max", "drifted windows",
-               *[f"{m} last/ref" for m in watched], "contract failures"]
-    widths = {c: max(len(c), *(len(v.get(c, "-")) for v in rows.values())) for c in columns}
-    head = f"{'version':<8} " + " ".join(f"{c:>{widths[c]}}" for c in columns)
-    lines = [f"model {model or '(any)'}: audits {', '.join(names)}", head]
-    for version in sorted(rows, key=lambda v: (len(v), v)):
-        vals = rows[version]
-        lines.append(f"{version:<8} " + " ".join(f"{vals.get(c, '-'):>{widths[c]}}" for c in columns))
+        for version, c in cv[cv["passed"].eq(False)].groupby("_v"):
+            put(version, **{"contract failures": len(c)})
+    table["columns"] = [*VERSION_COLUMNS, *[f"{m} last/ref" for m in watched], "contract failures"]
+    table["versions"] = [rows[v] for v in sorted(rows, key=version_order)]
+    return table
+
+
+NO_VERSION = "-"  # rows of no model version
+
+
+def _version_label(v) -> str:
+    return NO_VERSION if v is None or v != v else str(v)
+
+
+# the finding kinds a window's distribution is judged by
+DRIFT_FINDINGS = ("drift", "dataset_drift", "multivariate_drift")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "/".join("-" if x is None else f"{x:.3f}" for x in value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return _MARK.get(value, str(value)) if isinstance(value, str) else str(value)
+
+
+def spec_version_table(spec, *, model: str | None = None, spark=None) -> dict:
+    """``version_table`` of an audit spec: its output, its model (or ``model``), its watched metrics."""
+    return version_table(spec.output, model=model or spec.model.name,
+                         watched=spec.quality.watched() if spec.quality else (), spark=spark)
+
+
+def compare_versions(spec, *, model: str | None = None, spark=None) -> str:
+    """``spec_version_table`` as text: one line per model version."""
+    table = spec_version_table(spec, model=model, spark=spark)
+    if not table["versions"]:
+        return table["message"]
+    columns = table["columns"]
+    cells = [{c: _cell(v.get(c)) for c in columns} for v in table["versions"]]
+    widths = {c: max(len(c), *(len(x[c]) for x in cells)) for c in columns}
+    lines = [f"model {table['model'] or '(any)'}: audits {', '.join(table['audits'])}",
+             f"{'version':<8} " + " ".join(f"{c:>{widths[c]}}" for c in columns)]
+    for v, x in zip(table["versions"], cells, strict=True):
+        lines.append(f"{v['version']:<8} " + " ".join(f"{x[c]:>{widths[c]}}" for c in columns))
+    lines.append("last audit: the worst finding of the version's newest audit; findings per severity and drift "
+                 "windows over its audited windows (newest run per window)")
     return "\n".join(lines)

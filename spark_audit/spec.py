@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -249,9 +249,31 @@ class AuditSpec:
         d.pop("file", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    @property
+    def versions_in_rows(self) -> bool:
+        """Rows carry model versions and no one version is named: each version found is audited on its
+        own rows against its own reference (with an explicit ``reference.uri`` every version is
+        compared with that one reference instead)."""
+        return bool(self.model.version_column and self.model.name and not self.model.version
+                    and not self.model.alias)
+
+    @property
+    def audits_each_version(self) -> bool:
+        """An audit of this spec is one audit per model version found in the rows, each against that
+        version's own reference."""
+        return self.versions_in_rows and not self.reference.uri
+
+    def for_model_version(self, version: str) -> AuditSpec:
+        """This spec narrowed to one model version: with ``model.version_column``, only that version's
+        rows are profiled, and its reference is that version's."""
+        return replace(self, model=replace(self.model, version=str(version), alias=None))
+
     def reference_uri(self) -> str:
         if self.reference.uri:
             return self.reference.uri
+        if self.versions_in_rows:
+            raise SpecError("the rows carry model versions (model.version_column) and the spec names none: name "
+                            "one (--model-version V, or model.version)", file=self.file, key="model")
         if self.model.name and self.model.version:
             return f"models:/{self.model.name}/{self.model.version}"
         if self.model.name and self.model.alias:

@@ -194,12 +194,17 @@ def window_history(spark: SparkSession, output: OutputSpec, table: str, audit_na
     return {k: sorted(v.items()) for k, v in out.items()}
 
 
-def last_audited(spark: SparkSession, output: OutputSpec, audit_name: str) -> tuple[datetime | None, int | None]:
-    """End of the latest window and the source version of complete runs of ``audit_name``."""
+def last_audited(spark: SparkSession, output: OutputSpec, audit_name: str, model_version: str | None = None
+                 ) -> tuple[datetime | None, int | None]:
+    """End of the latest window and the source version of complete runs of ``audit_name`` (of that
+    model version's audits, when one is given: each version is audited on its own schedule)."""
     runs = read(spark, output, "audit_runs")
     if runs is None:
         return None, None
-    row = (runs.where((F.col("status") == "complete") & (F.col("audit_name") == audit_name))
+    mine = (F.col("status") == "complete") & (F.col("audit_name") == audit_name)
+    if model_version is not None:
+        mine &= F.col("model_version") == F.lit(str(model_version))
+    row = (runs.where(mine)
            .agg(F.unix_micros(F.max("window_end")).alias("end"), F.max("source_version").alias("version")).first())
     if row is None or row["end"] is None:
         return None, None

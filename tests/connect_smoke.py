@@ -67,7 +67,7 @@ def main(home: Path, result_path: Path) -> None:
     from spark_audit.demo import write_demo
     from spark_audit.spec import load_spec
 
-    spec = load_spec(write_demo(spark, home, rows_per_day=300))
+    spec = load_spec(write_demo(spark, home, rows_per_day=300)).for_model_version("1")  # one version: a smoke
     lap("demo table")
     build_reference(spark, spec)
     lap("reference")

@@ -1,5 +1,6 @@
 """The CLI and the audit on bad input: clear messages and exit codes a scheduler can act on."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -150,6 +151,8 @@ def test_incremental_audits_only_new_windows_and_backfill_replaces(setup, capsys
 
 
 def test_compare_model_versions(spark, tmp_path, capsys):
+    """Rows of two versions: `reference build` profiles each version's own rows, `audit` audits each against
+    its own reference, and `compare` (no Spark for a folder of tables) shows both, as text and as JSON."""
     table = str(tmp_path / "mv")
     rows = [(T0 + timedelta(hours=h), float(h % 10), str(1 + (h % 2)), float(h % 10) / 10, h % 2)
             for h in range(96)]
@@ -158,26 +161,32 @@ def test_compare_model_versions(spark, tmp_path, capsys):
     spec = {
         "name": "mv-test", "source": {"path": table, "timestamp_column": "ts"}, "window": {"size": "1 day"},
         "model": {"name": "m", "version_column": "mv"}, "features": ["x"],
-        "reference": {"uri": "", "end": (T0 + timedelta(days=1)).isoformat()},
+        "reference": {"end": (T0 + timedelta(days=1)).isoformat()},
         "quality": {"task": "binary", "label": "y", "score": "score"},
         "output": {"path": str(tmp_path / "results")},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     }
-    del spec["reference"]["uri"]
     path = tmp_path / "mv.yaml"
     path.write_text(yaml.safe_dump(spec))
-    uri = reference_uri(capsys, str(path))
-    spec["reference"] = {"uri": uri}
-    path.write_text(yaml.safe_dump(spec))
+    assert main(["--quiet", "reference", "build", str(path)]) == 0
+    built = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in built] == ["model version 1", "model version 2"]
+    assert all("(12 rows" in ln for ln in built)  # each version's 12 rows of the first day, not 24
     assert main(["--quiet", "audit", str(path)]) in (0, 1)
-    capsys.readouterr()
+    audited = capsys.readouterr().out
+    assert "== model version 1" in audited and "== model version 2" in audited
     assert main(["--quiet", "compare", str(path)]) == 0
-    out = capsys.readouterr().out
-    lines = out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "model m: audits mv-test"
-    assert "accuracy last/ref" in lines[1]
-    assert [ln.split()[0] for ln in lines[2:]] == ["1", "2"]
-    assert all(ln.split()[1] == "4" for ln in lines[2:])  # 4 windows each
+    assert lines[1].split()[:3] == ["version", "last", "audit"] and "accuracy last/ref" in lines[1]
+    assert [ln.split()[0] for ln in lines[2:4]] == ["1", "2"]
+    assert all(ln.split()[2] == "4" for ln in lines[2:4])  # 4 windows each
+    assert main(["compare", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(v["version"], v["windows"], v["rows"]) for v in doc["versions"]] == [("1", 4, 48), ("2", 4, 48)]
+    # one version named: only its rows, only its reference
+    assert main(["--quiet", "audit", str(path), "--model-version", "2", "--format", "json"]) in (0, 1)
+    assert {w["model_version"] for w in json.loads(capsys.readouterr().out)["windows"]} == {"2"}
 
 
 def test_contract_infer_then_check(setup, capsys, tmp_path):
@@ -242,5 +251,5 @@ def test_model_alias_is_recorded_as_the_version_it_named(setup, capsys, spark):
     assert versions == {"1"}
     tags = client.get_run(run.mlflow_run_id).data.tags
     assert (tags["model_version"], tags["model_alias"]) == ("1", "champion")
-    assert client.get_model_version("churn", "1").tags["spark_audit.last_audit_run"] == run.mlflow_run_id
-    assert "spark_audit.last_audit_run" not in client.get_model_version("churn", mv.version).tags
+    assert client.get_model_version("churn", "1").tags["audit_run"] == f"runs:/{run.mlflow_run_id}"
+    assert "audit_run" not in client.get_model_version("churn", mv.version).tags

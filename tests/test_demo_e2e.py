@@ -1,26 +1,38 @@
 """The demo path end to end: real Spark, real Delta, real MLflow (SQLite) under tmp_path."""
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
 from spark_audit import store
-from spark_audit.audit import build_reference, run_audit
+from spark_audit.audit import build_references, run_audit, run_audits
 from spark_audit.demo import MODEL_NAME, write_demo
+from spark_audit.report import version_table
 from spark_audit.spec import load_spec
 
 STABLE = {"age", "plan", "country", "is_promo"}
 
 
 @pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory):
+def both(spark, tmp_path_factory):
+    """The demo's two model versions: each with its own reference and its own audit."""
     home = tmp_path_factory.mktemp("demo")
     spec = load_spec(write_demo(spark, home, rows_per_day=1200))
-    ref_run, ref_profile = build_reference(spark, spec)
-    result = run_audit(spark, spec)
-    return spec, ref_run, ref_profile, result
+    refs = build_references(spark, spec)
+    audits = run_audits(spark, spec)
+    return spec, refs, audits
+
+
+@pytest.fixture(scope="module")
+def demo(both):
+    """Version 1's audit, with its spec, reference run and reference profile."""
+    spec, refs, audits = both
+    [(_, ref_run, ref_profile)] = [r for r in refs if r[0] == "1"]
+    [result] = [a.result for a in audits if a.version == "1"]
+    return spec.for_model_version("1"), ref_run, ref_profile, result
 
 
 def overall(result, kind):
@@ -62,11 +74,12 @@ def test_contract_catches_the_nan_column_with_masked_samples(demo, spark):
         ("tenure_months", "2026-01-14", "error")
     }
     v = store.complete(spark, spec.output, "contract_violations")
-    row = v.where("rule_id = 'tenure_months.nanValues' AND slice IS NULL AND NOT passed").collect()
+    row = v.where("rule_id = 'tenure_months.nanValues' AND slice IS NULL AND NOT passed "
+                  "AND model_version = '1'").collect()
     assert len(row) == 1 and row[0].failing_count == 1200 and row[0].fraction == 1.0
     assert v.where("passed").count() > 0  # passing rules are recorded too
     bad = store.complete(spark, spec.output, "contract_bad_rows").where(
-        "rule_id = 'tenure_months.nanValues'").collect()
+        "rule_id = 'tenure_months.nanValues' AND model_version = '1'").collect()
     assert len(bad) == 5
     sample = json.loads(bad[0].row_json)
     assert sample["customer_id"] == "***" and sample["tenure_months"] == "NaN"
@@ -80,7 +93,7 @@ def test_concept_drift_shows_as_quality_decay_and_estimates_cover_unlabelled_day
     assert not [f for f in quality if f.window_start[:10] <= "2026-01-11" and f.severity == "critical"]
     assert ref_profile.extras["quality"]["calibration"]["bins"] == 20
     perf = store.complete(spark, spec.output, "performance_metrics").where(
-        "metric = 'accuracy' AND slice IS NULL").orderBy("window_start").collect()
+        "metric = 'accuracy' AND slice IS NULL AND model_version = '1'").orderBy("window_start").collect()
     assert len(perf) == 7
     # labelled days: the label-free estimate is close to the realised accuracy until the concept drifts
     for row in perf[:4]:
@@ -92,11 +105,12 @@ def test_concept_drift_shows_as_quality_decay_and_estimates_cover_unlabelled_day
 
 
 def test_reference_is_tied_to_the_registered_model_version(demo):
-    spec, ref_run, ref_profile, _ = demo
+    spec, ref_run, ref_profile, result = demo
     client = MlflowClient(spec.mlflow.tracking_uri)
     mv = client.get_model_version(MODEL_NAME, "1")
     assert mv.tags["spark_audit.reference_run_id"] == ref_run
-    assert mv.tags["spark_audit.last_audit_status"] == "critical"
+    assert mv.tags["audit_status"] == "CRITICAL"
+    assert mv.tags["audit_run"] == f"runs:/{result.mlflow_run_id}"
     assert ref_profile.row_count == 7 * 1200
     assert ref_profile.columns["monthly_charges"].bins.edges  # exact reference bins were stored
 
@@ -105,14 +119,15 @@ def test_results_in_delta_and_mlflow(demo, spark):
     spec, _, _, result = demo
     out = spec.output
     runs = store.read(spark, out, "audit_runs").collect()
-    assert len(runs) == 1 and runs[0].status == "complete" and runs[0].exit_code == 1
-    prof = store.complete(spark, out, "profile_metrics")
+    assert sorted(r.model_version for r in runs) == ["1", "2"]  # one audit per version
+    assert all(r.status == "complete" and r.exit_code == 1 for r in runs)
+    prof = store.complete(spark, out, "profile_metrics").where("model_version = '1'")
     # 7 windows x (overall + 3 country slices) x 7 features
     assert prof.count() == 7 * 4 * 7
     day14 = prof.where((F.col("column") == "tenure_months") & F.col("slice").isNull()
                        & (F.col("window_start") == "2026-01-14 00:00:00")).first()
     assert day14.nan == 1200 and day14.row_count == 1200
-    drift = store.complete(spark, out, "drift_metrics")
+    drift = store.complete(spark, out, "drift_metrics").where("model_version = '1'")
     assert drift.where("drift_type = 'consecutive'").count() > 0
     psi = drift.where("statistic = 'psi' AND column = 'monthly_charges' AND slice IS NULL "
                       "AND drift_type = 'reference'").orderBy("window_start").collect()
@@ -121,11 +136,19 @@ def test_results_in_delta_and_mlflow(demo, spark):
     run = client.get_run(result.mlflow_run_id)
     assert run.data.tags["model_name"] == MODEL_NAME and run.data.tags["model_version"] == "1"
     assert run.data.tags["spark_audit.source_version"] == "0"
-    hist = client.get_metric_history(result.mlflow_run_id, "drift.wasserstein.monthly_charges")
-    assert sorted(m.step for m in hist) == list(range(7))
+    assert run.data.tags["mlflow.runName"] == "churn-demo · model 1 · 01-08→01-14 · CRITICAL"
+    assert run.data.params["drift.monthly_charges.statistic"] == "wasserstein"
+    # one deciding statistic per feature, each point at its window's start and step (days since the epoch)
+    hist = client.get_metric_history(result.mlflow_run_id, "drift.monthly_charges")
+    days = [datetime(2026, 1, 8 + d, tzinfo=timezone.utc).timestamp() for d in range(7)]
+    assert sorted((m.step, m.timestamp) for m in hist) == [(int(t) // 86_400, int(t * 1000)) for t in days]
     assert max(m.value for m in hist) > 0.5
+    assert not [k for k in run.data.metrics if k.startswith("drift.wasserstein.")]
+    missing = client.get_metric_history(result.mlflow_run_id, "profile.missing_share.tenure_months")
+    assert max(missing, key=lambda m: m.step).value == 1.0  # the all-NaN last day
     arts = {a.path for a in client.list_artifacts(result.mlflow_run_id, "spark_audit")}
-    assert {"spark_audit/drift_over_windows.png", "spark_audit/quality_over_windows.png"} <= arts
+    assert {"spark_audit/drift_over_windows.png", "spark_audit/quality_over_windows.png",
+            "spark_audit/findings.md"} <= arts
     local = client.download_artifacts(result.mlflow_run_id, "spark_audit/findings.json")
     with open(local) as fh:
         findings = json.load(fh)["findings"]
@@ -137,7 +160,35 @@ def test_rerun_replaces_rows_instead_of_duplicating(demo, spark):
     again = run_audit(spark, spec, log_to_mlflow=False)
     assert again.audit_key == first.audit_key and again.audit_run_id != first.audit_run_id
     out = spec.output
-    assert store.read(spark, out, "audit_runs").count() == 1
-    assert store.read(spark, out, "profile_metrics").count() == 7 * 4 * 7
-    ids = {r.audit_run_id for r in store.read(spark, out, "drift_metrics").select("audit_run_id").distinct().collect()}
+    assert store.read(spark, out, "audit_runs").count() == 2  # version 1's run replaced, version 2's kept
+    assert store.read(spark, out, "profile_metrics").where("model_version = '1'").count() == 7 * 4 * 7
+    ids = {r.audit_run_id for r in store.read(spark, out, "drift_metrics").where("model_version = '1'")
+           .select("audit_run_id").distinct().collect()}
     assert ids == {again.audit_run_id}
+
+
+def test_version_two_is_judged_against_its_own_reference(both):
+    """Version 2 shadow-scores the same rows with less confident scores. Against its own reference its
+    churn_score is stable until the injected input drift (day 12) moves it; the same faults are found."""
+    spec, refs, audits = both
+    v1, v2 = (a.result for a in audits)
+    assert [r[2].row_count for r in refs] == [7 * 1200, 7 * 1200]  # each reference: its version's rows only
+    assert refs[1][2].columns["churn_score"].std < 0.8 * refs[0][2].columns["churn_score"].std
+    early = [f for f in v2.findings if f.column == "churn_score" and f.slice is None and f.window_start
+             and f.window_start[:10] < "2026-01-12"]
+    assert not early, early
+    assert [(f.column, f.window_start[:10]) for f in v2.findings if f.kind == "missing" and f.slice is None] == [
+        ("tenure_months", "2026-01-14")]
+    found = {(f.kind, f.column) for f in v1.findings if f.slice is None}
+    assert {("drift", "monthly_charges"), ("missing", "tenure_months")} <= found
+    assert {("drift", "monthly_charges"), ("missing", "tenure_months")} <= {
+        (f.kind, f.column) for f in v2.findings if f.slice is None}
+
+
+def test_compare_lists_both_versions_with_status_and_findings(both):
+    spec, _, _ = both
+    table = version_table(spec.output, model=spec.model.name)
+    assert [v["version"] for v in table["versions"]] == ["1", "2"]
+    for v in table["versions"]:
+        assert v["last audit"] == "critical" and v["critical"] > 0 and v["windows"] == 7
+        assert v["drift windows"] >= 3  # days 12 to 14 at least

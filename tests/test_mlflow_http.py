@@ -14,7 +14,7 @@ import yaml
 from mlflow import MlflowClient
 
 import spark_audit.audit as audit_module
-from spark_audit import store
+from spark_audit import mlflow_log, store
 from spark_audit.cli import main
 from spark_audit.errors import EXIT_DATA, EXIT_FINDINGS, ReferenceError_, TrackingError
 from spark_audit.profile.state import TableProfile
@@ -30,7 +30,7 @@ MODEL = "churn-http"
 # where a doomed server is killed, in the order an audit gets there: once the audit's client found it up (before
 # the reference is loaded); once the reference is loaded over HTTP (before anything is logged); once the audit run
 # exists on the server with its metrics (before its charts upload)
-KILL_POINTS = ("mlflow_client", "load_reference", "_log_plot")
+KILL_POINTS = ("mlflow_client", "find_reference", "_log_plot")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +97,7 @@ def write_spec(folder, table, uri, *, name="http-e2e", **patch):
 
 @pytest.fixture(scope="module")
 def reference(spark, table, mlflow_server, tmp_path_factory):
-    """`spark-audit reference build` through the session server: the reference URI it printed."""
+    """`spark-audit reference build` through the session server: the URI it printed for model version 1."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["--quiet", "reference", "build", write_spec(tmp_path_factory.mktemp("ref"), table,
@@ -124,8 +124,9 @@ def test_reference_audit_and_compare_over_http(spark, table, reference, tmp_path
     assert stored.is_file()  # in the server's artifact folder
     local = client.download_artifacts(ref_id, REF_ARTIFACT, str(tmp_path))
     profile = TableProfile.from_json(open(local).read())
-    assert profile.row_count == PER_DAY and set(profile.columns) == {"x", "c"}
-    assert ref_run.data.metrics["reference.rows"] == PER_DAY
+    # built per model version: version 1's rows of the first day only
+    assert profile.row_count == PER_DAY // 2 and set(profile.columns) == {"x", "c"}
+    assert ref_run.data.metrics["reference.rows"] == PER_DAY // 2
 
     # the audit loads it back over HTTP, and logs its run, metrics and charts there
     path = write_spec(tmp_path, table, mlflow_server.uri, reference={"uri": reference})
@@ -144,8 +145,12 @@ def test_reference_audit_and_compare_over_http(spark, table, reference, tmp_path
     assert run.data.tags["spark_audit.reference"] == reference
     assert run.data.metrics["findings"] == row.findings > 0
     # one step per window (both versions log the same key and step, and MLflow keeps one of equal values)
+    # (the step is the window's index since the epoch, its time the window's start)
     rows_logged = client.get_metric_history(run.info.run_id, "rows")
-    assert {(m.step, m.value) for m in rows_logged} == {(d, PER_DAY / 2) for d in range(DAYS)}
+    first = int(T0.timestamp()) // 86_400
+    assert {(m.step, m.value) for m in rows_logged} == {(first + d, PER_DAY / 2) for d in range(DAYS)}
+    assert {m.timestamp for m in rows_logged} == {int((T0 + timedelta(days=d)).timestamp() * 1000)
+                                                 for d in range(DAYS)}
     names = {a.path for a in client.list_artifacts(run.info.run_id, "spark_audit")}
     assert {"spark_audit/findings.json", "spark_audit/drift_over_windows.png"} <= names
     logged = json.load(open(client.download_artifacts(run.info.run_id, "spark_audit/findings.json", str(tmp_path))))
@@ -166,7 +171,8 @@ def test_reference_audit_and_compare_over_http(spark, table, reference, tmp_path
     assert main(["--quiet", "compare", path]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"model {MODEL}: audits http-e2e"
-    assert [ln.split()[:3] for ln in lines[2:]] == [[v, str(DAYS), str(DAYS * PER_DAY // 2)] for v in ("1", "2")]
+    assert [ln.split()[:5] for ln in lines[2:4]] == [[v, "CRITICAL", str(DAYS), "2026-03-04", str(DAYS * PER_DAY // 2)]
+                                                     for v in ("1", "2")]
 
 
 def test_an_answer_is_not_a_lost_server(mlflow_server):
@@ -211,7 +217,8 @@ def test_server_dying_mid_audit_exits_3_and_marks_nothing_complete(
     server = doomed[kill_in].wait()
     name = f"dying-{kill_in.strip('_')}"
     path = write_spec(tmp_path, table, server.uri, name=name, reference={"uri": reference})
-    original = getattr(audit_module, kill_in)
+    module = mlflow_log if kill_in == "_log_plot" else audit_module  # the charts are logged by mlflow_log
+    original = getattr(module, kill_in)
     killed = []
 
     def die():
@@ -226,10 +233,10 @@ def test_server_dying_mid_audit_exits_3_and_marks_nothing_complete(
         die()
         return done
 
-    monkeypatch.setattr(audit_module, kill_in, then_die)
+    monkeypatch.setattr(module, kill_in, then_die)
     assert main(["--quiet", "audit", path]) == EXIT_DATA
     assert killed, f"the audit never reached {kill_in}"
-    if kill_in != "load_reference":  # MLflow calls follow at once (after load_reference comes the Spark work)
+    if kill_in != "find_reference":  # MLflow calls follow at once (after find_reference comes the Spark work)
         assert time.monotonic() - killed[0] < 20, "MLflow's HTTP retries were not capped"
     doing = f"loading reference {reference!r}" if kill_in == "mlflow_client" else "logging the audit run"
     assert f"MLflow tracking server '{server.uri}' failed while {doing}: connection refused" in capsys.readouterr().err

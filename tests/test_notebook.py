@@ -13,7 +13,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-from spark_audit.audit import build_reference, run_audit
+from spark_audit.audit import build_references, run_audits
 from spark_audit.demo import write_demo
 from spark_audit.spec import load_spec
 
@@ -27,8 +27,8 @@ def results(spark, tmp_path_factory):
     # 1200 rows a day, as in test_demo_e2e: at 600 a stable feature's Wasserstein distance (sampling noise
     # plus the KLL sketches' rank error) crossed 0.1 in one window of one run
     spec = load_spec(write_demo(spark, home, rows_per_day=1200))
-    build_reference(spark, spec)
-    run_audit(spark, spec, log_to_mlflow=False)  # the notebook reads only the Delta tables
+    build_references(spark, spec)  # both model versions, each its own
+    run_audits(spark, spec, log_to_mlflow=False)  # the notebook reads only the Delta tables
     return Path(spec.output.path)
 
 
@@ -78,6 +78,14 @@ def test_notebook_runs_without_errors(executed):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert "churn-demo" in stdout(cell(executed, "runs"))
+
+
+def test_both_model_versions_are_shown_side_by_side(executed):
+    runs = html(cell(executed, "runs"))
+    versions = html(cell(executed, "versions"))
+    assert runs.count("spark-audit-demo-churn") == 2  # the latest run of each version, neither hidden
+    assert "last audit" in versions and versions.count("critical") >= 2
+    assert "<th>1</th>" in versions and "<th>2</th>" in versions
 
 
 def test_drift_cells_show_figures_and_name_the_drifted_feature(executed):

@@ -1,0 +1,75 @@
+"""The result tables as pandas frames, read without a Spark session where possible.
+
+A report over a handful of small result tables (``spark-audit compare``, the notebook's version
+table) should answer in about a second, not after a JVM start and a dozen Spark jobs. For an
+``output.path`` the Delta tables are read straight from their logs by delta-rs (``deltalake``);
+tables in a metastore (``output.database``) go through the Spark session the caller gives.
+
+``complete_frame`` is ``store.complete`` on frames: the same rule (rows of complete runs; per
+audit, window and model version only the run that finished last), tested to agree with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from spark_audit.errors import DataError
+from spark_audit.spec import OutputSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def needs_spark(output: OutputSpec) -> bool:
+    """Metastore tables are read through Spark; a folder of Delta tables is not."""
+    return bool(output.database)
+
+
+def read_frame(output: OutputSpec, table: str, spark=None) -> pd.DataFrame | None:
+    """One result table as a pandas frame; None when it does not exist (yet)."""
+    if needs_spark(output):
+        if spark is None:
+            raise DataError(f"reading {output.database}.{table} needs a Spark session (a metastore table)")
+        from spark_audit import store
+
+        df = store.read(spark, output, table)
+        return None if df is None else df.toPandas()
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from spark_audit.store import location
+
+    try:
+        return DeltaTable(location(output, table)).to_pandas()
+    except TableNotFoundError:
+        return None
+
+
+def complete_frame(rows: pd.DataFrame | None, runs: pd.DataFrame | None, *, latest: bool = True
+                   ) -> pd.DataFrame | None:
+    """``store.complete`` on frames: ``rows`` of runs recorded complete in ``runs`` (the audit_runs
+    table), and with ``latest`` per (audit, window, model version) only the run that finished last."""
+    if rows is None or runs is None:
+        return None
+    done = runs[runs["status"] == "complete"]
+    if rows is runs:
+        return done
+    ids = done[["audit_key", "audit_run_id", "finished_at"]].rename(columns={"audit_run_id": "_rid",
+                                                                             "finished_at": "_fin"})
+    out = rows.merge(ids, on="audit_key")
+    out = out[out["audit_run_id"] == out["_rid"]]
+    if latest and "window_start" in out.columns:
+        by = ["audit_name", "window_start"] + (["model_version"] if "model_version" in out.columns else [])
+        newest = out.groupby(by, dropna=False)["_fin"].transform("max")
+        out = out[out["_fin"] == newest]
+    return out.drop(columns=["_rid", "_fin"]).reset_index(drop=True)
+
+
+def complete_frames(output: OutputSpec, tables: Iterable[str], spark=None) -> dict[str, pd.DataFrame | None]:
+    """Each table's complete rows (``complete_frame``), audit_runs read once."""
+    runs = read_frame(output, "audit_runs", spark)
+    out = {}
+    for t in tables:
+        out[t] = complete_frame(runs if t == "audit_runs" else read_frame(output, t, spark), runs)
+    return out
