@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -50,6 +51,7 @@ FINDINGS_JSON = "spark_audit/findings.json"
 MAX_PARAM_CHARS = 500
 # The description is a tag (MLflow 3 accepts 8000 characters, older servers 5000).
 MAX_DESCRIPTION_CHARS = 5000
+DESCRIPTION_WIDTH = 100  # characters per line of the summary in the run's description
 MAX_KEY_CHARS = 250  # MLflow's limit on a metric or parameter name
 ARROW = "→"
 SEP = " · "
@@ -104,10 +106,16 @@ def counts_text(counts: dict[str, int]) -> str:
 
 
 def audit_summary(findings: list[Finding], start: datetime | None, end: datetime | None) -> str:
-    """The registry's short summary: ``2 critical, 3 warning · 01-08→01-14``."""
+    """The registry's short summary, days first and about 30 characters so the versions table shows it
+    whole: ``01-08→01-14 · 2 critical +3`` (the worst severity's count, then how many others)."""
+    counts = severity_counts(findings)
+    worst = next((s for s in reversed(SEVERITIES) if counts[s]), None)
+    text = "no findings"
+    if worst is not None:
+        rest = sum(counts.values()) - counts[worst]
+        text = f"{counts[worst]} {worst}" + (f" +{rest}" if rest else "")
     days = format_range(start, end)
-    text = counts_text(severity_counts(findings))
-    return f"{text}{SEP}{days}" if days else text
+    return f"{days}{SEP}{text}" if days else text
 
 
 def run_link(uri: str | None, experiment_id: str, run_id: str) -> str:
@@ -157,6 +165,9 @@ def description(summary: str, name: str, *, limit: int = MAX_DESCRIPTION_CHARS) 
     ``limit`` characters at a line (the findings are whole in ``spark_audit/findings.md``)."""
     head = f"**{name}**\n\n```text\n"
     tail = "\n```\n"
+    # long finding lines wrapped, so the run page keeps its side panel (tags) in view
+    summary = "\n".join(textwrap.fill(line, DESCRIPTION_WIDTH, subsequent_indent=" " * 8, break_long_words=False)
+                        if len(line) > DESCRIPTION_WIDTH else line for line in summary.splitlines())
     body = summary
     if len(head) + len(body) + len(tail) > limit:
         kept: list[str] = []

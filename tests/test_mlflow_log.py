@@ -60,7 +60,7 @@ def test_counts_and_short_summary():
     assert counts_text(severity_counts(fs)) == "1 critical, 2 warning"
     assert counts_text(severity_counts([])) == "no findings"
     span = (datetime(2026, 1, 8, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC))
-    assert audit_summary(fs, *span) == "1 critical, 2 warning · 01-08→01-14"
+    assert audit_summary(fs, *span) == "01-08→01-14 · 1 critical +2"  # short: the registry's table shows it whole
     assert audit_summary([], None, None) == "no findings"
 
 
@@ -260,7 +260,18 @@ def test_experiment_tag_and_registry_tags_and_model_link(audited):
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     mv = client.get_model_version("churn", "1")
     assert mv.tags["audit_status"] == "CRITICAL"
-    assert mv.tags["audit_summary"] == f"{counts_text(severity_counts(result.findings))} · 02-02→02-03"
+    critical = sum(f.severity == "critical" for f in result.findings)
+    others = len(result.findings) - critical
+    assert mv.tags["audit_summary"] == f"02-02→02-03 · {critical} critical" + (f" +{others}" if others else "")
     assert mv.tags["audit_run"] == f"runs:/{run.info.run_id}"  # SQLite: no UI address to link to
     assert not [k for k in mv.tags if k.startswith("spark_audit.last_audit")]
     assert [m.model_id for m in run.inputs.model_inputs] == [model_id]
+
+
+def test_description_wraps_long_finding_lines():
+    """A 200-character finding line made the run page 2,000 px wide and pushed its tags off screen."""
+    text = description("window ok\n    CRITICAL drift  x  " + "word " * 40, "n")
+    body = text.split("```text\n")[1].split("\n```")[0].splitlines()
+    assert body[0] == "window ok" and len(body) == 4
+    assert max(len(line) for line in body) <= mlflow_log.DESCRIPTION_WIDTH
+    assert all(line.startswith(" " * 8) for line in body[2:])
