@@ -112,7 +112,8 @@ def test_dataset_share_is_weighted_by_importance():
     feats = (FeatureSpec("x", importance=1.0), FeatureSpec("y", importance=3.0))
     n, nd, share, drifted = dataset_verdict({r.column: r.drifted for r in res if r.is_default}, feats, 0.5)
     assert (n, nd, share, drifted) == (2, 1, 0.75, True)
-    n, nd, share, drifted = dataset_verdict({r.column: r.drifted for r in res if r.is_default}, (FeatureSpec("x"), FeatureSpec("y")), 0.6)
+    decided = {r.column: r.drifted for r in res if r.is_default}
+    n, nd, share, drifted = dataset_verdict(decided, (FeatureSpec("x"), FeatureSpec("y")), 0.6)
     assert (share, drifted) == (0.5, False)
 
 
