@@ -459,7 +459,8 @@ def run_audit(
         check_feature_kinds(spec, {c.name: c.kind for c in columns})  # before the scan
         df = _version_rows(df, spec, model_version)
         df = quality.with_labels(spark, df, spec)
-    key = audit_key(spec, version, start, end, model_version)
+    # a named version is in the spec's hash already; an alias's version is not
+    key = audit_key(spec, version, start, end, model_version if spec.model.alias else None)
     run_id = uuid.uuid4().hex
     grouping = Grouping(
         timestamp_column=spec.source.timestamp_column, window=spec.window.size, slices=spec.slices,

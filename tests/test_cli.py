@@ -253,3 +253,9 @@ def test_model_alias_is_recorded_as_the_version_it_named(setup, capsys, spark):
     assert (tags["model_version"], tags["model_alias"]) == ("1", "champion")
     assert client.get_model_version("churn", "1").tags["audit_run"] == f"runs:/{run.mlflow_run_id}"
     assert "audit_run" not in client.get_model_version("churn", mv.version).tags
+    # the alias moves to version 2 and the same days are audited again: version 1's rows are not replaced
+    client.set_registered_model_alias("churn", "champion", mv.version)
+    assert main(["--quiet", "audit", path, "--end", (T0 + timedelta(days=2)).isoformat()]) == 0
+    runs = store.complete(spark, output, "audit_runs").collect()
+    assert sorted(r.model_version for r in runs) == ["1", str(mv.version)]
+    assert len({r.audit_key for r in runs}) == 2
