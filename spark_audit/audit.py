@@ -316,7 +316,8 @@ def build_references(spark: SparkSession, spec: AuditSpec, *, progress: Progress
                      ) -> list[tuple[str | None, str, TableProfile]]:
     """``build_reference`` for each model version in the reference rows when the rows carry versions
     and the spec names none, else for the spec; (model version, run id, profile) per reference."""
-    mlflow_client(spec.mlflow)  # reachable, before any rows are read
+    if spec.versions_in_rows:
+        mlflow_client(spec.mlflow)  # reachable, before the rows are read to find the versions
     out = []
     for s in version_specs(spark, spec, reference=True):
         label = s.model.version if s is not spec else None
@@ -616,7 +617,8 @@ def run_audits(
     (each against its own reference, each its own run), else for the spec. With several versions, one
     whose reference is missing or whose rows are empty is reported and the others go on; with one, the
     error is raised. ``incremental``: each version from the end of its own last complete audit."""
-    mlflow_client(spec.mlflow)  # reachable, before any rows are read
+    if spec.audits_each_version:
+        mlflow_client(spec.mlflow)  # reachable, before the rows are read to find the versions
     specs = version_specs(spark, spec, start, end)
     out = []
     for s in specs:

@@ -185,3 +185,21 @@ def mlflow_server(mlflow_server_launched):
 def mlflow_server_uri(mlflow_server):
     """``http://127.0.0.1:PORT`` of the session's MLflow tracking server."""
     return mlflow_server.uri
+
+
+@pytest.fixture(scope="session")
+def demo_both(spark, tmp_path_factory):
+    """The demo end to end, once for the session: its two model versions, each with its own reference and
+    its own audit (logged to MLflow). (spec, [(version, reference run id, profile)], [VersionAudit])."""
+    from spark_audit.audit import build_references, run_audits
+    from spark_audit.demo import write_demo
+    from spark_audit.spec import load_spec
+
+    home = tmp_path_factory.mktemp("demo")
+    # 1200 rows a day: at 600 a stable feature's Wasserstein distance (sampling noise plus the KLL sketches'
+    # rank error) crossed 0.1 in one window of one run
+    spec = load_spec(write_demo(spark, home, rows_per_day=1200))
+    refs = build_references(spark, spec)
+    audits = run_audits(spark, spec)
+    return spec, refs, audits
+

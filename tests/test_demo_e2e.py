@@ -8,22 +8,17 @@ from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
 from spark_audit import store
-from spark_audit.audit import build_references, run_audit, run_audits
-from spark_audit.demo import MODEL_NAME, write_demo
+from spark_audit.audit import run_audit
+from spark_audit.demo import MODEL_NAME
 from spark_audit.report import version_table
-from spark_audit.spec import load_spec
 
 STABLE = {"age", "plan", "country", "is_promo"}
 
 
 @pytest.fixture(scope="module")
-def both(spark, tmp_path_factory):
-    """The demo's two model versions: each with its own reference and its own audit."""
-    home = tmp_path_factory.mktemp("demo")
-    spec = load_spec(write_demo(spark, home, rows_per_day=1200))
-    refs = build_references(spark, spec)
-    audits = run_audits(spark, spec)
-    return spec, refs, audits
+def both(demo_both):
+    """The demo's two model versions: each with its own reference and its own audit (conftest)."""
+    return demo_both
 
 
 @pytest.fixture(scope="module")

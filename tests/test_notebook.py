@@ -13,22 +13,15 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-from spark_audit.audit import build_references, run_audits
-from spark_audit.demo import write_demo
-from spark_audit.spec import load_spec
-
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "audit_report.ipynb"
 
 
 @pytest.fixture(scope="module")
-def results(spark, tmp_path_factory):
-    home = tmp_path_factory.mktemp("nbdemo")
-    # 1200 rows a day, as in test_demo_e2e: at 600 a stable feature's Wasserstein distance (sampling noise
-    # plus the KLL sketches' rank error) crossed 0.1 in one window of one run
-    spec = load_spec(write_demo(spark, home, rows_per_day=1200))
-    build_references(spark, spec)  # both model versions, each its own
-    run_audits(spark, spec, log_to_mlflow=False)  # the notebook reads only the Delta tables
+def results(demo_both):
+    """The result tables of the session's demo (conftest): both model versions audited; the notebook reads
+    only the Delta tables."""
+    spec, _, _ = demo_both
     return Path(spec.output.path)
 
 
