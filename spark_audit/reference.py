@@ -178,6 +178,8 @@ def find_reference(client, spec: AuditSpec) -> LoadedReference:
             mv = None  # not registered: a reference run may still exist
         run_id = (mv.tags or {}).get(TAG_REF_RUN) if mv is not None else None
         run_id = run_id or _reference_run_of(client, spec, version)
+    # last, as models:/ URIs always did: the version's own run, if a reference was logged there
+    run_id = run_id or (mv.run_id if mv is not None else None)
     if run_id is None:
         raise ReferenceError_(
             f"model {name!r} version {version} has no reference: build one with "
