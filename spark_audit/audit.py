@@ -81,6 +81,20 @@ class AuditResult:
     def exit_code(self) -> int:
         return exit_code(self.worst_severity)
 
+    def windows(self) -> list[tuple[GroupResult, dict[str, Any] | None, list[Finding]]]:
+        """Per window of all rows (no slice): its group, its dataset-drift row against the reference (None
+        without one) and its findings; what the console summary and the JSON output list."""
+        share = {(iso_utc(d["window_start"]), d["model_version"]): d for d in self.dataset
+                 if d["slice"] is None and d["drift_type"] == "reference"}
+        out = []
+        for g in self.groups:
+            k = g.key
+            if k.slice is None:
+                found = [f for f in self.findings if f.window_start and f.window_start == k.window_start
+                         and f.slice is None and f.model_version == k.model_version]
+                out.append((g, share.get((k.window_start, k.model_version)), found))
+        return out
+
 
 def _features(spec: AuditSpec) -> list[tuple[str, str | None]]:
     return [(f.name, f.kind) for f in spec.features]

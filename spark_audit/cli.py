@@ -205,25 +205,6 @@ def _validate_json(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_output(args: argparse.Namespace, result) -> str:
-    """What ``audit`` prints on stdout: the summary, or ``report_json.result_json`` as JSON."""
-    if args.format == "json":
-        from spark_audit.report_json import result_json
-
-        return json.dumps(result_json(result), allow_nan=False)
-    from spark_audit.report import summary
-
-    return summary(result)
-
-
-def _nothing_to_audit(args: argparse.Namespace, message: str) -> str:
-    """``audit --incremental`` with no new window: the message, or a JSON document with no windows."""
-    if args.format == "json":
-        return json.dumps({"exit_code": 0, "worst_severity": None, "windows": [], "findings": [],
-                           "message": message})
-    return message
-
-
 def _run(args: argparse.Namespace) -> int:
     from spark_audit.progress import Progress
     from spark_audit.spec import load_spec
@@ -270,25 +251,40 @@ def _run(args: argparse.Namespace) -> int:
     return max(a.exit_code for a in audits)
 
 
-def _audits_output(args: argparse.Namespace, audits, *, several: bool) -> str:
-    """One audit's output (``_audit_output``); per model version, when the spec audits each version found:
-    in text a block per version, in JSON ``{"exit_code", "versions": [...]}``."""
-    def one(a):
-        if a.result is not None:
-            return _audit_output(args, a.result)
-        if a.nothing_new is not None:
-            return _nothing_to_audit(args, f"nothing new to audit: {a.nothing_new}")
-        if args.format == "json":
-            return json.dumps({"ok": False, "error": str(a.error), "exit_code": a.exit_code})
-        return f"spark-audit: {a.error}"
+def _audit_doc(a) -> dict:
+    """One model version's audit (``audit.VersionAudit``) as the JSON document ``audit`` prints:
+    ``report_json.result_json``, or why there is no result."""
+    from spark_audit.report_json import result_json
 
-    if not several:
-        return one(audits[0])
+    if a.result is not None:
+        return result_json(a.result)
+    if a.nothing_new is not None:  # incremental, with no new window
+        return {"exit_code": 0, "worst_severity": None, "windows": [], "findings": [],
+                "message": f"nothing new to audit: {a.nothing_new}"}
+    return {"ok": False, "error": str(a.error), "exit_code": a.exit_code}
+
+
+def _audit_text(a) -> str:
+    from spark_audit.report import summary
+
+    if a.result is not None:
+        return summary(a.result)
+    if a.nothing_new is not None:
+        return f"nothing new to audit: {a.nothing_new}"
+    return f"spark-audit: {a.error}"
+
+
+def _audits_output(args: argparse.Namespace, audits, *, several: bool) -> str:
+    """What ``audit`` prints on stdout: the summary, or one JSON document; per model version, when the spec
+    audits each version found: in text a block per version, in JSON ``{"exit_code", "versions": [...]}``."""
     if args.format == "json":
-        return json.dumps({"exit_code": max(a.exit_code for a in audits),
-                           "versions": [{"model_version": a.version, **json.loads(one(a))} for a in audits]},
-                          allow_nan=False)
-    return "\n\n".join(f"== model version {a.version}\n{one(a)}" for a in audits)
+        doc = _audit_doc(audits[0]) if not several else {
+            "exit_code": max(a.exit_code for a in audits),
+            "versions": [{"model_version": a.version, **_audit_doc(a)} for a in audits]}
+        return json.dumps(doc, allow_nan=False)
+    if not several:
+        return _audit_text(audits[0])
+    return "\n\n".join(f"== model version {a.version}\n{_audit_text(a)}" for a in audits)
 
 
 def _compare(args: argparse.Namespace, spec, progress) -> int:

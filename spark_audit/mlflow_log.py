@@ -20,7 +20,6 @@ link to the run), and the run names the version's logged model (MLflow 3) as an 
 
 from __future__ import annotations
 
-import math
 import re
 import textwrap
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from spark_audit.drift.noise import missing_count
 from spark_audit.errors import ReferenceError_
 from spark_audit.findings import SEVERITIES, Finding
 from spark_audit.reference import ensure_experiment, resolve_model_version
+from spark_audit.rows import finite
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
 from spark_audit.tracking import end_run_failed, lost_server, tracking_uri
 
@@ -257,10 +257,6 @@ class _Clock:
         return int(seconds * 1000), step
 
 
-def _finite(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
 def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
     """The run's metrics (``mlflow.entities.Metric``), each window's stamped with its start."""
     from mlflow.entities import Metric
@@ -269,7 +265,7 @@ def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
     out: list[Metric] = []
 
     def add(key: str, value: Any, window_start: Any) -> None:
-        v = _finite(value)
+        v = finite(value)
         if v is not None:
             ts, step = clock.at(window_start)
             out.append(Metric(key, v, ts, step))

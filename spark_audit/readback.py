@@ -11,7 +11,7 @@ audit, window and model version only the run that finished last), tested to agre
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from spark_audit.errors import DataError
@@ -26,22 +26,23 @@ def needs_spark(output: OutputSpec) -> bool:
     return bool(output.database)
 
 
-def read_frame(output: OutputSpec, table: str, spark=None) -> pd.DataFrame | None:
-    """One result table as a pandas frame; None when it does not exist (yet)."""
+def read_frame(output: OutputSpec, table: str, spark=None, columns: Sequence[str] | None = None
+               ) -> pd.DataFrame | None:
+    """One result table (only ``columns``, when given) as a pandas frame; None when it does not exist."""
     if needs_spark(output):
         if spark is None:
             raise DataError(f"reading {output.database}.{table} needs a Spark session (a metastore table)")
         from spark_audit import store
 
         df = store.read(spark, output, table)
-        return None if df is None else df.toPandas()
+        return None if df is None else (df.select(*columns) if columns else df).toPandas()
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     from spark_audit.store import location
 
     try:
-        return DeltaTable(location(output, table)).to_pandas()
+        return DeltaTable(location(output, table)).to_pandas(columns=list(columns) if columns else None)
     except TableNotFoundError:
         return None
 
@@ -66,10 +67,21 @@ def complete_frame(rows: pd.DataFrame | None, runs: pd.DataFrame | None, *, late
     return out.drop(columns=["_rid", "_fin"]).reset_index(drop=True)
 
 
-def complete_frames(output: OutputSpec, tables: Iterable[str], spark=None) -> dict[str, pd.DataFrame | None]:
-    """Each table's complete rows (``complete_frame``), audit_runs read once."""
+# what complete_frame reads of a table, besides the columns a caller wants
+RUN_KEYS = ("audit_key", "audit_run_id", "audit_name", "window_start", "model_version")
+
+
+def complete_frames(output: OutputSpec, tables: Mapping[str, Sequence[str]], spark=None
+                    ) -> dict[str, pd.DataFrame | None]:
+    """Each table's complete rows (``complete_frame``), audit_runs read once. ``tables`` maps a table to
+    the columns wanted (empty: all); the run keys are read too. The profile rows' sketch bytes, say, are
+    not read for a report that counts rows."""
     runs = read_frame(output, "audit_runs", spark)
     out = {}
-    for t in tables:
-        out[t] = complete_frame(runs if t == "audit_runs" else read_frame(output, t, spark), runs)
+    for t, wanted in tables.items():
+        if t == "audit_runs":
+            out[t] = complete_frame(runs, runs)
+            continue
+        columns = list(dict.fromkeys([*RUN_KEYS, *wanted])) if wanted else None
+        out[t] = complete_frame(read_frame(output, t, spark, columns), runs)
     return out

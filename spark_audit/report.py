@@ -13,16 +13,10 @@ _MARK = {s: s.upper() if exit_code(s) else s for s in SEVERITIES}
 def summary(result: AuditResult) -> str:
     lines = [f"audit {result.audit_key} (source version {result.source_version}, "
              f"{len(result.groups)} group(s), mlflow run {result.mlflow_run_id or '-'})"]
-    overall = [g for g in result.groups if g.key.slice is None]
-    share = {(iso_utc(d["window_start"]), d["model_version"]): d for d in result.dataset
-             if d["slice"] is None and d["drift_type"] == "reference"}
     lines += [_line(f) for f in result.findings if f.window_start is None and f.slice is None]
     lines.append(f"{'window':<22} {'model':>6} {'rows':>8} {'drift share':>12}  findings")
-    for g in overall:
+    for g, d, found in result.windows():
         k = g.key
-        found = [f for f in result.findings if f.window_start and f.window_start == k.window_start and f.slice is None
-                 and f.model_version == k.model_version]
-        d = share.get((k.window_start, k.model_version))
         share_txt = f"{d['drifted_columns']}/{d['columns']}" if d else "-"
         lines.append(f"{(k.window_start or 'all')[:19]:<22} {k.model_version or '-':>6} "
                      f"{g.profile.row_count:>8} {share_txt:>12}  {len(found) or 'ok'}")
@@ -50,8 +44,11 @@ def version_table(output, *, model: str | None = None, watched: tuple[str, ...] 
     need ``spark``."""
     from spark_audit.readback import complete_frames
 
-    t = complete_frames(output, ("audit_runs", "profile_metrics", "findings", "performance_metrics",
-                                      "contract_violations"), spark)
+    t = complete_frames(output, {
+        "audit_runs": (), "profile_metrics": ("slice", "row_count"),
+        "findings": ("slice", "kind", "severity"),
+        "performance_metrics": ("slice", "metric", "value", "reference_value"),
+        "contract_violations": ("slice", "passed")}, spark)
     runs = t["audit_runs"]
     if model and runs is not None:
         runs = runs[runs["model_name"] == model]

@@ -8,10 +8,9 @@ ISO-8601 UTC strings.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from spark_audit.timeutil import iso_utc
+from spark_audit.rows import finite
 
 FINDING_FIELDS = ("severity", "kind", "column", "window_start", "slice", "model_version", "statistic", "value",
                   "threshold", "q_value", "message")
@@ -26,14 +25,9 @@ def result_json(result) -> dict[str, Any]:
     ``model_version``, ``rows``, ``columns``, ``drifted_columns``, ``drift_share``, ``findings``, a count)
     and ``findings`` (each with ``FINDING_FIELDS``).
     """
-    share = {(iso_utc(d["window_start"]), d["model_version"]): d for d in result.dataset
-             if d["slice"] is None and d["drift_type"] == "reference"}
     windows = []
-    for g in result.groups:
+    for g, d, found in result.windows():
         k = g.key
-        if k.slice is not None:
-            continue
-        d = share.get((k.window_start, k.model_version))
         windows.append({
             "window_start": k.window_start,
             "window_end": k.window_end,
@@ -41,9 +35,8 @@ def result_json(result) -> dict[str, Any]:
             "rows": int(g.profile.row_count),
             "columns": None if d is None else int(d["columns"]),
             "drifted_columns": None if d is None else int(d["drifted_columns"]),
-            "drift_share": None if d is None else _number(d["drift_share"]),
-            "findings": sum(1 for f in result.findings if f.window_start and f.window_start == k.window_start
-                            and f.slice is None and f.model_version == k.model_version),
+            "drift_share": None if d is None else finite(d["drift_share"]),
+            "findings": len(found),
         })
     return {
         "audit_key": result.audit_key,
@@ -61,14 +54,6 @@ def result_json(result) -> dict[str, Any]:
 def _finding(f) -> dict[str, Any]:
     out = {name: getattr(f, name) for name in FINDING_FIELDS}
     for name in _NUMBERS:
-        out[name] = _number(out[name])
+        out[name] = finite(out[name])
     return out
 
-
-def _number(v: Any) -> float | None:
-    """A float for a finite number (numpy scalars too); None for None, NaN, +/-inf or a non-number."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from spark_audit.profile.state import GroupKey
@@ -16,5 +17,6 @@ def group_fields(key: GroupKey) -> dict[str, Any]:
 
 
 def finite(v: Any) -> float | None:
-    """A float for a finite number; None for None, NaN, +/-inf (Delta rows keep no NaN for "undefined")."""
-    return None if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) else float(v)
+    """A float for a finite number (numpy's too); None for None, NaN, +/-inf or a non-number (Delta rows
+    keep no NaN for "undefined", JSON has none)."""
+    return None if not isinstance(v, numbers.Real) or not math.isfinite(v) else float(v)
