@@ -20,7 +20,7 @@ from spark_audit.timeutil import parse_time
 
 FORMATS = ("text", "json")
 # commands whose output --format json turns into one JSON document on stdout
-JSON_COMMANDS = ("validate", "audit", "compare")
+JSON_COMMANDS = ("validate", "audit", "compare", "gate")
 
 
 def _time(value: str) -> datetime:
@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="model versions side by side, from the result tables")
     c.add_argument("spec", help="an audit spec (its output location is read)")
     c.add_argument("--model", help="only this model name (default: the spec's)")
+
+    g = sub.add_parser("gate", help="before release: a candidate version against the champion on the same labelled "
+                                    "rows, overall and per slice; exit 0 pass, 1 fail")
+    g.add_argument("spec", help="an audit spec with a gate section")
+    g.add_argument("--candidate", required=True, metavar="V", help="the candidate model version")
+    g.add_argument("--champion", metavar="ALIAS|V", help="the champion: an alias or a version (default: gate.champion)")
+    g.add_argument("--promote", metavar="ALIAS", help="move this alias to the candidate when the gate passes")
 
     k = sub.add_parser("contract", help="data contracts")
     ksub = _Subparsers(k.add_subparsers(dest="contract_command", required=True), common)
@@ -240,6 +247,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "contract":
         return _contract_infer(args, spark, spec, progress)
+    if args.command == "gate":
+        return _gate(args, spark, spec, progress)
     from spark_audit.audit import run_audits
 
     start, end = args.start, args.end
@@ -304,6 +313,17 @@ def _compare(args: argparse.Namespace, spec, progress) -> int:
     else:
         print(compare_versions(spec, model=args.model, spark=spark))
     return 0
+
+
+def _gate(args: argparse.Namespace, spark, spec, progress) -> int:
+    from spark_audit.gate import run_gate, summary
+
+    result = run_gate(spark, spec, args.candidate, champion=args.champion, promote=args.promote, progress=progress)
+    if args.format == "json":
+        _print_json(result.to_json())
+    else:
+        print(summary(result))
+    return result.exit_code
 
 
 def _contract_infer(args: argparse.Namespace, spark, spec, progress) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 EXIT_OK, EXIT_FINDINGS, EXIT_SPEC, EXIT_DATA = 0, 1, 2, 3
 EXIT_CODES = {
     EXIT_OK: "ok: no finding of severity error or critical",
-    EXIT_FINDINGS: "a finding of severity error or critical",
+    EXIT_FINDINGS: "a finding of severity error or critical; for `gate`: the candidate failed the gate",
     EXIT_SPEC: "the spec, the contract or the command line is invalid",
     EXIT_DATA: "a data or infrastructure problem (no rows, a missing column or reference, MLflow unreachable)",
 }

@@ -219,6 +219,52 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class GateSlices:
+    """How the gate protects slices (the audit's ``slices``)."""
+
+    protect: bool = True  # a slice worse beyond max_drop, with evidence, fails the gate
+    max_drop: float = 0.02  # in the metric's own units: 0.02 = 2 points of accuracy
+    min_rows: int = 200  # a slice with fewer paired, labelled rows is reported, not judged
+
+
+@dataclass(frozen=True)
+class GateVersionColumns:
+    """Where one version's predictions are, when each version has its own columns (the wide layout)."""
+
+    version: str
+    score: str | None = None
+    prediction: str | None = None
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Before release: a candidate version against the champion on the same labelled rows.
+
+    The rows hold both versions' predictions: one row per version (``model.version_column``, paired by
+    ``key``) or one row with each version's own columns (``columns``). Every metric's difference gets a
+    paired Poisson-bootstrap interval from the same scan; the rules below turn them into a verdict.
+    """
+
+    champion: str = "champion"  # an alias or a version number
+    key: tuple[str, ...] = ()  # columns naming an evaluation row (pairs the versions' rows)
+    columns: tuple[GateVersionColumns, ...] = ()
+    start: datetime | None = None  # the evaluation rows [start, end) (by source.timestamp_column)
+    end: datetime | None = None
+    where: str | None = None
+    metrics: tuple[str, ...] = ()  # must not get worse overall (default: quality.metrics or the task's)
+    must_improve: tuple[str, ...] = ()  # must be better, with evidence
+    max_drop: float = 0.0  # overall worsening tolerated even with evidence
+    slices: GateSlices = field(default_factory=GateSlices)
+    confidence: float = 0.95
+    replicates: int = 200
+    seed: int = 0
+    min_rows: int = 200  # fewer paired, labelled rows overall: no decision (a data problem)
+
+    def version_columns(self, version: str) -> GateVersionColumns | None:
+        return next((c for c in self.columns if c.version == str(version)), None)
+
+
+@dataclass(frozen=True)
 class ContractRef:
     path: str
     sample_rows: int = 10  # failing rows kept per rule and window
@@ -241,6 +287,7 @@ class AuditSpec:
     contract: ContractRef | None = None
     quality: QualityConfig | None = None
     findings: FindingsSpec = field(default_factory=FindingsSpec)
+    gate: GateConfig | None = None
     file: str | None = None
 
     def spec_hash(self) -> str:
@@ -375,7 +422,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     top = r.section(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
-         "output", "mlflow", "contract", "quality", "findings"),
+         "output", "mlflow", "contract", "quality", "findings", "gate"),
         required=("name", "source", "features", "output"),
     )
     source = _parse_source(r, top["source"], "source")
@@ -484,10 +531,71 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     if quality and quality.fairness and quality.fairness.attribute not in slices:
         raise r.fail("quality.fairness.attribute", f"{quality.fairness.attribute!r} must also be listed in "
                                                    f"slices (groups are slices); slices: {list(slices)}")
+    gate = _parse_gate(r, top["gate"], quality, model, source) if top.get("gate") is not None else None
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
-        contract=contract, quality=quality, findings=findings, file=file,
+        contract=contract, quality=quality, findings=findings, gate=gate, file=file,
+    )
+
+
+def _parse_gate(r: _Reader, value: Any, quality: QualityConfig | None, model: ModelSpec,
+                source: SourceSpec) -> GateConfig:
+    key = "gate"
+    g = r.section(value, key, ("champion", "key", "columns", "start", "end", "where", "metrics", "must_improve",
+                               "max_drop", "slices", "confidence", "replicates", "seed", "min_rows"))
+    if quality is None:
+        raise r.fail(key, "a gate compares model quality: the spec needs a quality section (task, label, ...)")
+    task = quality.measure.task
+    names = task_metrics(task, selectable=True)
+    metrics = r.str_list(g.get("metrics"), f"{key}.metrics")
+    must_improve = r.str_list(g.get("must_improve"), f"{key}.must_improve")
+    for k, listed in (("metrics", metrics), ("must_improve", must_improve)):
+        for m in listed:
+            if m not in names:
+                raise r.fail(f"{key}.{k}", f"{m!r} is not a {task} metric; expected any of {', '.join(names)}")
+    columns = []
+    if g.get("columns") is not None:
+        ck = f"{key}.columns"
+        cols = r.mapping(g["columns"], ck, "a mapping of model version to {score: ..., prediction: ...}")
+        for version, spec in cols.items():
+            vk = f"{ck}.{version}"
+            cd = r.section(spec, vk, ("score", "prediction"))
+            vc = GateVersionColumns(str(version), r.str_(cd, "score", vk), r.str_(cd, "prediction", vk))
+            if task == "binary" and not (vc.score or vc.prediction):
+                raise r.fail(vk, "a binary task needs the version's score or prediction column")
+            if task == "regression" and not vc.prediction:
+                raise r.fail(vk, "a regression task needs the version's prediction column")
+            columns.append(vc)
+    keys = r.str_list(g.get("key"), f"{key}.key")
+    if not columns and not model.version_column:
+        raise r.fail(key, "say where each version's predictions are: model.version_column (a row per version, "
+                          "paired by gate.key) or gate.columns (each version's own columns)")
+    if not columns and not keys:
+        raise r.fail(f"{key}.key", "with a row per version (model.version_column), gate.key names the columns "
+                                   "that pair a row of the candidate with the same row of the champion")
+    if not model.name:
+        raise r.fail("model.name", "the gate compares versions of a registered model: set model.name")
+    sd = r.section(g.get("slices"), f"{key}.slices", ("protect", "max_drop", "min_rows"))
+    slices = GateSlices(
+        protect=r.bool_(sd, "protect", f"{key}.slices", True),
+        max_drop=r.float_(sd, "max_drop", f"{key}.slices", GateSlices.max_drop, lo=0.0) or 0.0,
+        min_rows=r.int_(sd, "min_rows", f"{key}.slices", GateSlices.min_rows, lo=1) or GateSlices.min_rows,
+    )
+    confidence = r.float_(g, "confidence", key, 0.95, lo=0.0)
+    if confidence is None or not 0.5 <= confidence < 1.0:
+        raise r.fail(f"{key}.confidence", f"expected a confidence level in [0.5, 1), got {confidence!r}")
+    start, end = r.time(g, "start", key), r.time(g, "end", key)
+    if (start or end) and not source.timestamp_column:
+        raise r.fail(f"{key}.start", "an evaluation range needs source.timestamp_column")
+    if start and end and start >= end:
+        raise r.fail(f"{key}.end", "must be after gate.start")
+    return GateConfig(
+        champion=r.str_(g, "champion", key, "champion") or "champion", key=keys, columns=tuple(columns),
+        start=start, end=end, where=r.str_(g, "where", key), metrics=metrics, must_improve=must_improve,
+        max_drop=r.float_(g, "max_drop", key, 0.0, lo=0.0) or 0.0, slices=slices, confidence=confidence,
+        replicates=r.int_(g, "replicates", key, 200, lo=20, hi=2000) or 200,
+        seed=r.int_(g, "seed", key, 0, lo=0) or 0, min_rows=r.int_(g, "min_rows", key, 200, lo=1) or 200,
     )
 
 

@@ -95,6 +95,15 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         ),
         ("audit_key", "finding_key"),
     ),
+    "gate_results": (
+        _schema(
+            *_RUN, ("candidate", S), ("champion", S), ("slice", S), ("metric", S), ("n", L), ("champion_value", D),
+            ("candidate_value", D), ("difference", D), ("ci_low", D), ("ci_high", D), ("standard_error", D),
+            ("p_value", D), ("q_value", D), ("verdict", S), ("protected", B), ("failed", B), ("reason", S),
+            ("gate_passed", B), ("confidence", D), ("replicates", L),
+        ),
+        ("audit_key", "slice", "metric"),
+    ),
     "contract_bad_rows": (
         _schema(*_RUN, *_GROUP, ("rule_id", S), ("column", S), ("sample", L), ("row_json", S)),
         ("audit_key", "window_start", "slice", "model_version", "rule_id", "sample"),

@@ -82,16 +82,20 @@ def _equals_positive(column: Column, positive: Any) -> Column:
     return column == F.lit(positive)
 
 
-def _count_if(cond: Column) -> Column:
+def _count(cond: Column) -> Column:
     return F.sum(F.when(cond, F.lit(1)).otherwise(F.lit(0))).cast("long")
 
 
-def _sum_if(cond: Column, value: Column) -> Column:
+def _sum(cond: Column, value: Column) -> Column:
     return F.sum(F.when(cond, value).otherwise(F.lit(0.0)))
 
 
-def quality_exprs(spec: QualitySpec, prefix: str = "q__") -> list[Column]:
+def quality_exprs(spec: QualitySpec, prefix: str = "q__", weight: Column | None = None) -> list[Column]:
     """Aggregate expressions for the quality states of ``spec``, aliased ``prefix + name``.
+
+    ``weight``: an integer weight per row (default 1). Every count becomes a sum of weights and
+    every sum a weighted sum, so a Poisson bootstrap replicate (``spark_audit.gate``) is the same
+    expressions over the same rows; a row of weight 0 counts nowhere.
 
     Binary: unlabelled, unpredicted, tp, fp, tn, fn and, with a score column, n_scored,
     logloss_sum, the arrays bin_pos, bin_neg (counts, long) and bin_score_sum (double)
@@ -107,6 +111,15 @@ def quality_exprs(spec: QualitySpec, prefix: str = "q__") -> list[Column]:
     ``unpredicted`` counts labelled rows without a prediction (or score); they are
     left out of every other state except disagree / n_both.
     """
+    if weight is None:
+        _count_if, _sum_if = _count, _sum
+    else:
+        def _count_if(cond: Column) -> Column:
+            return F.sum(F.when(cond, weight).otherwise(F.lit(0))).cast("long")
+
+        def _sum_if(cond: Column, value: Column) -> Column:
+            return F.sum(F.when(cond, value * weight).otherwise(F.lit(0.0)))
+
     label = _col(spec.label)
     labelled = label.isNotNull()
     out: list[tuple[str, Column]] = [("unlabelled", _count_if(label.isNull()))]
