@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
-from spark_audit import mlflow_log, multivariate, quality, store, table_checks
+from spark_audit import mlflow_log, multivariate, quality, rubric, store, table_checks
 from spark_audit.contract import ContractPlan, compile_contract, load_contract, sample_bad_rows, uniqueness_results
 from spark_audit.contract.compile import tolerates_share
 from spark_audit.drift import noise
@@ -72,6 +72,7 @@ class AuditResult:
     model_version: str | None = None
     newest_row_at: datetime | None = None  # freshness: the newest audited row, the source version's commit
     source_committed_at: datetime | None = None
+    rubric: list = field(default_factory=list)  # spark_audit.rubric.RubricRow, the ML Test Score's monitoring tests
 
     @property
     def worst_severity(self) -> str | None:
@@ -258,8 +259,54 @@ def profile_reference(
         if extras.get("pca"):  # each slice's own band of reconstruction errors, on the overall components
             slices = {label: replace(p, extras={**p.extras, **multivariate.slice_extras(extras["pca"], windows[label])})
                       for label, p in slices.items()}
+    if spec.training is not None:
+        extras["training"] = profile_training(spark, spec, bins, model_version, progress=progress)
     profile = replace(profile, key=key, slices=slices, extras=extras)
     return profile, version
+
+
+def profile_training(spark: SparkSession, spec: AuditSpec, bins: dict[str, Bins], model_version: str | None, *,
+                     progress: Progress = QUIET) -> dict[str, Any]:
+    """The training rows' profile on the serving reference's ``bins`` (so each audited window's exact counts
+    compare with it), as the reference keeps it: ``{"profile": ..., "source", "source_version", "start",
+    "end", "skipped"}``. Features the training table lacks (the score, say) are skipped, and listed."""
+    t = spec.training
+    assert t is not None
+    with progress.phase(f"profiling the training rows of {t.source.display}"):
+        df, version = read_source(spark, t.source, start=t.start, end=t.end, where=t.where)
+        if spec.model.version_column and spec.model.version_column in df.columns:
+            df = _version_rows(df, spec, model_version)
+        wanted = [(n, k) for n, k in _features(spec) if n in df.columns]
+        skipped = [n for n, _ in _features(spec) if n not in df.columns]
+        columns = resolve_columns(df.schema, wanted, source=t.source.display)
+        groups = overall_groups(profile_groups(df, columns, Grouping(model_version=model_version), bins=bins,
+                                               top_k=spec.profile.top_k, kll_k=spec.profile.kll_k))
+    if not groups or groups[0].profile.row_count == 0:
+        raise DataError(f"the training rows of {t.source.display!r} are empty"
+                        + (f" for model version {model_version}" if model_version else ""))
+    return {"profile": groups[0].profile.to_dict(), "source": t.source.display, "source_version": version,
+            "start": iso_utc(t.start), "end": iso_utc(t.end), "skipped": skipped}
+
+
+def training_profile(ref: TableProfile) -> TableProfile | None:
+    """The training profile a reference keeps (``profile_training``), None without one."""
+    t = ref.extras.get("training")
+    return TableProfile.from_dict(t["profile"]) if t else None
+
+
+def explained_skew(findings: list[Finding]) -> list[Finding]:
+    """Without the skew findings of a column that drifted from the serving reference in the same window: the
+    drift finding says it (the serving rows changed), a second finding would count one cause twice. The
+    skew's rows stay in ``drift_metrics``."""
+    drifted = {(f.column, f.window_start, f.slice, f.model_version) for f in findings if f.kind == "drift"}
+    return [f for f in findings if not (f.kind == "skew" and (f.column, f.window_start, f.slice, f.model_version)
+                                        in drifted)]
+
+
+def skew_finding(r: DriftResult, k: GroupKey) -> Finding:
+    """Training/serving skew: the window's distribution of a feature against the training rows'."""
+    f = _drift_finding(r, k)
+    return replace(f, kind="skew", message="training/serving skew: " + f.message)
 
 
 def _noise(windows: list[TableProfile], spec: AuditSpec) -> dict[str, noise.ColumnNoise]:
@@ -527,6 +574,7 @@ def run_audit(
                 max_row_age=parse_duration(f.max_row_age).total_seconds() if f.max_row_age else default,
                 max_commit_age=parse_duration(f.max_commit_age).total_seconds() if f.max_commit_age else default)
         previous: dict[tuple, GroupResult] = {}
+        training = training_profile(ref.profile)
         volume_hist = table_checks.volume_history(spark, spec.output, spec.name, key, spec.findings.min_rows) \
             if spec.window.size else {}
         for g in sorted(groups, key=lambda g: g.key.window_start or ""):
@@ -557,6 +605,14 @@ def run_audit(
                 if r.is_default:
                     candidates.append(Candidate(_drift_finding(r, k), r.p_value if r.p_value is not None
                                                 else math.nan, r.material, judged[id(g)], [row]))
+            if training is not None and not k.slice:
+                skew = compare_profiles(training, g.profile, tuple(f for f in features if f.name in training.columns),
+                                        spec.drift, base_noise)
+                skew_rows = _drift_rows(skew, g, "skew", "training", common)
+                result.drift += skew_rows
+                candidates += [Candidate(skew_finding(r, k), r.p_value if r.p_value is not None else math.nan,
+                                         r.material, judged[id(g)], [row])
+                               for r, row in zip(skew, skew_rows, strict=True) if r.is_default]
             series = (k.slice, k.model_version)
             prev = previous.get(series)
             if spec.drift.consecutive and prev is not None:
@@ -573,7 +629,7 @@ def run_audit(
                 rows, fair = quality.fairness(spec, groups, common)
                 result.performance += rows
                 candidates += fair
-    result.findings += decide(candidates, spec.findings.fdr)
+    result.findings += explained_skew(decide(candidates, spec.findings.fdr))
     result.findings = _name_changed_pairs(result.findings, df, spec, pca, groups)
     for g, features, rows in per_group:
         k = g.key
@@ -597,12 +653,50 @@ def run_audit(
     if plan is not None:
         with progress.phase("evaluating the contract"):
             _check_contract(df, spec, plan, grouping, groups, result, common, now)
+    with progress.phase("scoring the monitoring rubric"):
+        result.rubric = _rubric(spark, spec, result, ref, start, end, model_version)
     if log_to_mlflow:
         with progress.phase("logging audit to MLflow"), tracking_calls(client, "logging the audit run"):
             result.mlflow_run_id = mlflow_log.log_audit_run(client, spec, result, ref.uri, version)
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         _write(spark, spec, result, ref, start, end)
     return result
+
+
+def _utc(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1e6, tz=timezone.utc)
+
+
+def _rubric(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: LoadedReference, start, end,
+            model_version: str | None) -> list:
+    """The ML Test Score monitoring rubric of this audit (``spark_audit.rubric``): from its findings and
+    profiles, the reference's and training rows' end, the windows earlier complete audits of this version
+    covered, and the newest row of the version in the table (one small aggregate)."""
+    ends = [parse_iso(g.key.window_end) for g in result.groups if g.key.window_end]
+    starts = [parse_iso(g.key.window_start) for g in result.groups if g.key.window_start]
+    covered = [(min(starts), max(ends))] if starts and ends else []
+    newest = None
+    if spec.window.size:
+        runs = store.read(spark, spec.output, "audit_runs")
+        if runs is not None:
+            mine = (F.col("status") == "complete") & (F.col("audit_name") == spec.name) & \
+                F.col("window_start").isNotNull() & F.col("window_end").isNotNull()
+            if model_version is not None:
+                mine &= F.col("model_version") == F.lit(str(model_version))
+            covered += [(_utc(r["s"]), _utc(r["e"])) for r in runs.where(mine).select(
+                F.unix_micros("window_start").alias("s"), F.unix_micros("window_end").alias("e")).collect()]
+        all_rows, _ = read_source(spark, replace(spec.source, version=result.source_version))
+        all_rows = _version_rows(all_rows, spec, model_version)
+        row = all_rows.agg(F.unix_micros(F.max(_c(spec.source.timestamp_column))).alias("t")).first()
+        newest = _utc(row["t"]) if row and row["t"] is not None else None
+    training = ref.profile.extras.get("training") or {}
+    return rubric.evaluate(
+        spec, result.findings, result.groups, has_training=bool(training), audited_end=max(ends) if ends else end,
+        reference_end=spec.reference.end or (parse_iso(ref.profile.key.window_end) if ref.profile.key.window_end
+                                             else None),
+        training_end=parse_iso(training["end"]) if training.get("end") else (spec.training.end if spec.training
+                                                                            else None),
+        covered=covered, newest_row=newest)
 
 
 @dataclass
@@ -772,6 +866,10 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
         store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
     store.write_rows(spark, out, "findings", _finding_rows(result, common), audit_key=result.audit_key)
+    if result.rubric:
+        store.write_rows(spark, out, "rubric", rubric.table_rows(
+            result.rubric, common, result.model_version, iso_utc(run["window_start"]), iso_utc(run["window_end"])),
+            audit_key=result.audit_key)
     store.write_rows(spark, out, "audit_runs", [store.row(
         "audit_runs", **run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
         worst_severity=result.worst_severity, exit_code=result.exit_code,

@@ -370,7 +370,9 @@ def _contract_check(args: argparse.Namespace, progress) -> int:
 
 def _demo(args: argparse.Namespace, progress) -> int:
     from spark_audit.audit import build_references, run_audits
-    from spark_audit.demo import write_demo
+    from spark_audit.demo import CHAMPION, write_demo
+    from spark_audit.gate import run_gate
+    from spark_audit.gate import summary as gate_summary
     from spark_audit.report import compare_versions, summary
     from spark_audit.session import get_spark
     from spark_audit.spec import load_spec
@@ -385,12 +387,16 @@ def _demo(args: argparse.Namespace, progress) -> int:
     audits = run_audits(spark, spec, progress=progress)
     for a in audits:
         print(f"== model version {a.version}\n{summary(a.result)}\n")
+    # before release: may version 2 replace the champion? (it may not: it is worse for one country)
+    gate = run_gate(spark, spec, "2", promote=CHAMPION, progress=progress)
+    print(f"== gate: model 2 against @{CHAMPION}\n{gate_summary(gate, slices=False)}\n")
     print(compare_versions(spec))
     code = max(a.exit_code for a in audits)
     print(
         f"\nDelta results: {spec.output.path}\nMLflow UI:     mlflow ui --backend-store-uri {spec.mlflow.tracking_uri}"
         f"\nAudit spec:    {spec_path} (re-run with: spark-audit audit {spec_path}; "
-        f"versions side by side: spark-audit compare {spec_path})"
+        f"versions side by side: spark-audit compare {spec_path}; the gate: spark-audit gate {spec_path} "
+        "--candidate 2)"
     )
     if args.strict:
         return code

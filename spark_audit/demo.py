@@ -53,25 +53,40 @@ def generate(spark: SparkSession, rows_per_day: int = 2000, seed: int = 7) -> Da
         F.when(u(7) < 0.6, "CA").when(u(7) < 0.9, "US").otherwise("MX").alias("country"),
         (u(8) < 0.2).alias("is_promo"),
     )
-    logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * F.coalesce(
-        F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0)) + F.lit(0.5) * F.col("is_promo").cast("double")
+    tenure = F.coalesce(F.nanvl(F.col("tenure_months"), F.lit(24.0)), F.lit(24.0))
+    logit = F.lit(-1.0) + F.lit(0.02) * (F.col("monthly_charges") - 65) - F.lit(0.03) * tenure \
+        + F.lit(0.5) * F.col("is_promo").cast("double")
+    # the plan matters too: version 1 does not know it, version 2 does
+    plan_effect = F.when(F.col("plan") == "premium", F.lit(0.9)).when(F.col("plan") == "basic", F.lit(-0.6)) \
+        .otherwise(F.lit(0.0))
     # concept drift: from CONCEPT_DAY customers churn more than the model's score says;
     # labels of the last day have not arrived yet
-    true_logit = logit + F.when(F.col("day") >= CONCEPT_DAY, F.lit(1.5)).otherwise(F.lit(0.0))
+    true_logit = logit + plan_effect + F.when(F.col("day") >= CONCEPT_DAY, F.lit(1.5)).otherwise(F.lit(0.0))
     churned = F.when(F.col("day") >= UNLABELLED_DAY, F.lit(None)).otherwise(
         (u(9) < F.lit(1.0) / (F.lit(1.0) + F.exp(-true_logit))).cast("int"))
-    scored = df.select("*", logit.alias("_logit"), churned.alias("churned"))
-    # version 2 shadow-scores the same rows: a less confident model, so its scores spread less than
-    # version 1's; compared with version 1's reference its churn_score would look drifted every day
-    versions = [("1", F.col("_logit")), ("2", F.lit(0.6) * F.col("_logit") - F.lit(0.4))]
+    # version 2 shadow-scores the same rows: it learnt the plan's effect, so it is better overall, but its
+    # Mexican feature pipeline has a sign bug in tenure, so it is worse for country MX (the gate's story);
+    # its scores differ from version 1's, so compared with version 1's reference they would look drifted
+    v2 = F.when(F.col("country") == "MX", logit + plan_effect + F.lit(0.06) * tenure).otherwise(logit + plan_effect)
+    scored = df.select("*", logit.alias("_logit"), v2.alias("_logit2"), churned.alias("churned"))
+    versions = [("1", F.col("_logit")), ("2", F.col("_logit2"))]
     out = None
     for version, score_logit in versions:
-        features = [c for c in scored.columns if c not in ("_logit", "churned", "day")]
+        features = [c for c in scored.columns if c not in ("_logit", "_logit2", "churned", "day")]
         part = scored.select(
             *features, F.lit(version).alias("model_version"),
             F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-score_logit)), 4).alias("churn_score"), "churned")
         out = part if out is None else out.unionByName(part)
     return out
+
+
+def training(spark: SparkSession, rows_per_day: int, seed: int = 11) -> DataFrame:
+    """The training rows: the reference week's kind of customers (another draw), without scores, with age
+    bucketed to 10-year steps by the training pipeline (serving sends exact ages)."""
+    rows = generate(spark, rows_per_day, seed=seed)
+    end = F.lit(START + timedelta(days=REFERENCE_DAYS))
+    rows = rows.where((F.col("model_version") == "1") & (F.col("event_ts") < end))
+    return rows.drop("model_version", "churn_score").withColumn("age", F.floor(F.col("age") / 10) * 10.0)
 
 
 DEMO_CONTRACT = {
@@ -128,13 +143,23 @@ def demo_spec(home: Path) -> dict:
         "contract": {"path": str(home / "demo_contract.yaml"), "sample_rows": 5, "mask_columns": ["customer_id"]},
         "quality": {"task": "binary", "label": "churned", "score": "churn_score", "threshold": 0.3,
                     "max_degradation": 0.05},
+        # before release: a candidate against @champion on the first week's labelled rows, both versions'
+        # rows paired by customer_id; no country may lose more than 2 points of a watched metric
+        "gate": {"champion": CHAMPION, "key": ["customer_id"], "start": START.isoformat(), "end": ref_end.isoformat(),
+                 "slices": {"protect": True, "max_drop": 0.02}},
+        # the rows the models were trained on: their pipeline bucketed age into 10-year steps, which serving
+        # does not (training/serving skew, ML Test Score Monitor 3)
+        "training": {"path": str(home / "tables" / "churn_training"), "timestamp_column": "event_ts",
+                     "end": ref_end.isoformat()},
         "output": {"path": str(home / "results")},
         "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo"},
     }
 
 
 COEFFICIENTS = {"1": {"intercept": -1.0, "monthly_charges": 0.02, "tenure_months": -0.03, "is_promo": 0.5},
-                "2": {"intercept": -1.0, "monthly_charges": 0.012, "tenure_months": -0.018, "is_promo": 0.3}}
+                "2": {"intercept": -1.0, "monthly_charges": 0.02, "tenure_months": -0.03, "is_promo": 0.5,
+                      "plan=premium": 0.9, "plan=basic": -0.6}}
+CHAMPION = "champion"  # the alias of the version in production: version 1
 
 
 def ensure_model_version(client, experiment_id: str, version: str = "1") -> str:
@@ -164,6 +189,8 @@ def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
     table = spec_dict["source"]["path"]
     generate(spark, rows_per_day).write.format("delta").mode("overwrite").option(
         "overwriteSchema", "true").save(table)
+    training(spark, rows_per_day).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true").save(spec_dict["training"]["path"])
     (home / "demo_contract.yaml").write_text(yaml.safe_dump(DEMO_CONTRACT, sort_keys=False))
     spec_path = home / "demo_audit.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
@@ -172,4 +199,5 @@ def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
     experiment = ensure_experiment(client, spec.mlflow)
     for version in COEFFICIENTS:
         ensure_model_version(client, experiment, version)
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, "1")
     return spec_path

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 TAG_STATUS = "audit_status"
 TAG_SUMMARY = "audit_summary"
 TAG_RUN = "audit_run"
+TAG_RUBRIC = "ml_test_score"
 
 FINDINGS_MD = "spark_audit/findings.md"
 FINDINGS_JSON = "spark_audit/findings.json"
@@ -360,9 +361,14 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         mv = resolve_model_version(client, spec.model.name, result.model_version, None)
     except ReferenceError_:
         return
-    for key, value in ((TAG_STATUS, status(result.worst_severity)),
-                       (TAG_SUMMARY, audit_summary(result.findings, start, end)),
-                       (TAG_RUN, run_link(tracking_uri(client), exp_id, run_id))):
+    tags = [(TAG_STATUS, status(result.worst_severity)), (TAG_SUMMARY, audit_summary(result.findings, start, end)),
+            (TAG_RUN, run_link(tracking_uri(client), exp_id, run_id))]
+    if result.rubric:  # the ML Test Score's monitoring tests: the score, then each test's status
+        from spark_audit.rubric import score_text
+
+        tags.append((TAG_RUBRIC, score_text(result.rubric)))
+        tags += [(f"{TAG_RUBRIC}.{r.test.id}", r.status) for r in result.rubric]
+    for key, value in tags:
         client.set_model_version_tag(mv.name, mv.version, key, value)
     model_id = logged_model_id(mv)
     if model_id:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from spark_audit.audit import AuditResult, version_order
 from spark_audit.findings import SEVERITIES, exit_code
+from spark_audit.gate import GATE_SUFFIX
+from spark_audit.rubric import TESTS as RUBRIC_TESTS
 from spark_audit.timeutil import iso_utc
 
 # failing severities shout
@@ -48,8 +50,13 @@ def version_table(output, *, model: str | None = None, watched: tuple[str, ...] 
         "audit_runs": (), "profile_metrics": ("slice", "row_count"),
         "findings": ("slice", "kind", "severity"),
         "performance_metrics": ("slice", "metric", "value", "reference_value"),
-        "contract_violations": ("slice", "passed")}, spark)
+        "contract_violations": ("slice", "passed"),
+        "rubric": ("test_id", "test", "status", "points", "in_score", "evidence")}, spark)
     runs = t["audit_runs"]
+    gates = None
+    if runs is not None:  # a gate's run row (``<audit>:gate``) is not an audit of the version
+        is_gate = runs["audit_name"].str.endswith(GATE_SUFFIX)
+        gates, runs = runs[is_gate], runs[~is_gate]
     if model and runs is not None:
         runs = runs[runs["model_name"] == model]
     table = {"model": model, "audits": [] if runs is None else sorted(runs["audit_name"].unique()), "versions": []}
@@ -114,12 +121,44 @@ def version_table(output, *, model: str | None = None, watched: tuple[str, ...] 
     if cv is not None:
         for version, c in cv[cv["passed"].eq(False)].groupby("_v"):
             put(version, **{"contract failures": len(c)})
-    table["columns"] = [*VERSION_COLUMNS, *[f"{m} last/ref" for m in watched], "contract failures"]
+    table["rubric"], table["rubric_tests"] = _rubric_by_version(t.get("rubric"), runs, rows)
+    for v, cells in table["rubric"].items():
+        put(v, **{"ML Test Score": cells.get("score")})
+    if gates is not None and not gates.empty:
+        for v, g in gates.assign(_v=gates["model_version"].map(_version_label)).sort_values("finished_at") \
+                .groupby("_v"):
+            last = g.iloc[-1]
+            champion = str(last["reference_uri"]).rsplit("/", 1)[-1]
+            put(v, gate=f"{'pass' if last['exit_code'] == 0 else 'fail'} vs {champion}")
+    table["columns"] = [*VERSION_COLUMNS, *[f"{m} last/ref" for m in watched], "contract failures",
+                        "ML Test Score", "gate"]
     table["versions"] = [rows[v] for v in sorted(rows, key=version_order)]
     return table
 
 
 NO_VERSION = "-"  # rows of no model version
+
+
+def _rubric_by_version(rub, runs, rows) -> tuple[dict, dict]:
+    """Per version, its newest audit's rubric: ``{version: {test_id: status, "score": "6/7"}}``, and the
+    tests' titles in order."""
+    if rub is None or rub.empty:
+        return {}, {}
+    fin = dict(zip(runs["audit_run_id"], runs["finished_at"], strict=True))
+    rub = rub.assign(_v=rub["model_version"].map(_version_label), _fin=rub["audit_run_id"].map(fin))
+    rub = rub[rub["_fin"].notna()]
+    out, titles = {}, {}
+    for v, r in rub.groupby("_v"):
+        if v not in rows:
+            continue
+        newest = r[r["audit_run_id"] == r.sort_values("_fin").iloc[-1]["audit_run_id"]]
+        cells = dict(zip(newest["test_id"], newest["status"], strict=True))
+        scored = newest[newest["in_score"]]
+        cells["score"] = f"{scored['points'].sum():g}/{len(scored)}"
+        out[v] = cells
+        titles.update(dict(zip(newest["test_id"], newest["test"], strict=True)))
+    order = [t.id for t in RUBRIC_TESTS if t.id in titles]
+    return out, {k: titles[k] for k in order}
 
 
 def _version_label(v) -> str:
@@ -160,4 +199,16 @@ def compare_versions(spec, *, model: str | None = None, spark=None) -> str:
         lines.append(f"{v['version']:<8} " + " ".join(f"{x[c]:>{widths[c]}}" for c in columns))
     lines.append("last audit: the worst finding of the version's newest audit; findings per severity and drift "
                  "windows over its audited windows (newest run per window)")
+    if table.get("rubric"):
+        versions = [v["version"] for v in table["versions"]]
+        width = max(len(t) for t in (*versions, "not measured"))
+        lines += ["", "ML Test Score, monitoring tests (Breck et al. 2017), each version's newest audit:",
+                  f"{'test':<64}" + "".join(f" {v:>{width}}" for v in versions)]
+        for test_id, title in table["rubric_tests"].items():
+            label = (test_id.replace("monitor_", "M") + " " if test_id.startswith("monitor_") else "") + title
+            label = label if len(label) <= 63 else label[:60] + "..."
+            lines.append(f"{label:<64}" + "".join(
+                f" {table['rubric'].get(v, {}).get(test_id, '-'):>{width}}" for v in versions))
+        lines.append(f"{'score (1 point per automated test; M1-M7)':<64}" + "".join(
+            f" {table['rubric'].get(v, {}).get('score', '-'):>{width}}" for v in versions))
     return "\n".join(lines)

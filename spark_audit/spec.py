@@ -133,6 +133,29 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """The rows a model version was trained on, for the training/serving skew (ML Test Score, Monitor 3).
+
+    ``reference build`` profiles them on the serving reference's bins and keeps the profile in the
+    reference; every audit then compares each window's features with it. Rows of a table that has
+    ``model.version_column`` are narrowed to the version.
+    """
+
+    source: SourceSpec
+    start: datetime | None = None
+    end: datetime | None = None
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class RubricSpec:
+    """Limits of the ML Test Score monitoring rubric (``spark_audit.rubric``)."""
+
+    max_model_age: str = "90 days"  # Monitor 4: the training (else reference) rows may be at most this old
+    schedule: str | None = None  # Monitor "runs": audits keep up within this (default: twice the window size)
+
+
+@dataclass(frozen=True)
 class DriftSpec:
     bins: int = 20  # reference-quantile bins of numbers (plus 4 tail bins): exact counts for the tests
     statistics: tuple[str, ...] = ("psi", "js")
@@ -288,12 +311,18 @@ class AuditSpec:
     quality: QualityConfig | None = None
     findings: FindingsSpec = field(default_factory=FindingsSpec)
     gate: GateConfig | None = None
+    training: TrainingSpec | None = None
+    rubric: RubricSpec = field(default_factory=RubricSpec)
     file: str | None = None
 
     def spec_hash(self) -> str:
         """A short, stable hash of what the audit computes (not where it was loaded from)."""
         d = asdict(self)
         d.pop("file", None)
+        # sections added later hash only when set, so an older spec keeps its hash (and its audits' keys)
+        for name, default in (("gate", None), ("training", None), ("rubric", asdict(RubricSpec()))):
+            if d.get(name) == default:
+                d.pop(name, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -422,7 +451,7 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     top = r.section(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
-         "output", "mlflow", "contract", "quality", "findings", "gate"),
+         "output", "mlflow", "contract", "quality", "findings", "gate", "training", "rubric"),
         required=("name", "source", "features", "output"),
     )
     source = _parse_source(r, top["source"], "source")
@@ -532,10 +561,27 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         raise r.fail("quality.fairness.attribute", f"{quality.fairness.attribute!r} must also be listed in "
                                                    f"slices (groups are slices); slices: {list(slices)}")
     gate = _parse_gate(r, top["gate"], quality, model, source) if top.get("gate") is not None else None
+    training = None
+    if top.get("training") is not None:
+        tk = "training"
+        td = r.section(top["training"], tk, ("path", "table", "version", "timestamp_column", "start", "end", "where"))
+        tsource = _parse_source(r, {k: v for k, v in td.items() if k in ("path", "table", "version",
+                                                                          "timestamp_column")}, tk)
+        training = TrainingSpec(source=tsource, start=r.time(td, "start", tk), end=r.time(td, "end", tk),
+                                where=r.str_(td, "where", tk))
+        if (training.start or training.end) and not tsource.timestamp_column:
+            raise r.fail("training.start", "a time range needs training.timestamp_column")
+    rd = r.section(top.get("rubric"), "rubric", ("max_model_age", "schedule"))
+    rubric = RubricSpec(max_model_age=r.str_(rd, "max_model_age", "rubric", RubricSpec.max_model_age)
+                        or RubricSpec.max_model_age, schedule=r.str_(rd, "schedule", "rubric"))
+    for k in ("max_model_age", "schedule"):
+        if getattr(rubric, k) is not None:
+            r.duration(getattr(rubric, k), f"rubric.{k}")
     return AuditSpec(
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
-        contract=contract, quality=quality, findings=findings, gate=gate, file=file,
+        contract=contract, quality=quality, findings=findings, gate=gate, training=training, rubric=rubric,
+        file=file,
     )
 
 

@@ -104,6 +104,13 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         ),
         ("audit_key", "slice", "metric"),
     ),
+    "rubric": (
+        _schema(
+            *_RUN, ("model_version", S), ("window_start", TS), ("window_end", TS), ("test_id", S), ("test", S),
+            ("status", S), ("points", D), ("in_score", B), ("evidence", S), ("findings", L),
+        ),
+        ("audit_key", "model_version", "test_id"),
+    ),
     "contract_bad_rows": (
         _schema(*_RUN, *_GROUP, ("rule_id", S), ("column", S), ("sample", L), ("row_json", S)),
         ("audit_key", "window_start", "slice", "model_version", "rule_id", "sample"),

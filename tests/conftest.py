@@ -203,3 +203,16 @@ def demo_both(spark, tmp_path_factory):
     audits = run_audits(spark, spec)
     return spec, refs, audits
 
+
+@pytest.fixture(scope="session")
+def demo_gate(spark, demo_both):
+    """The demo's release gate, once for the session: version 2 against @champion, asked to promote (60
+    bootstrap replicates instead of 200, for time). Its rows join the demo's result tables."""
+    from dataclasses import replace
+
+    from spark_audit.demo import CHAMPION
+    from spark_audit.gate import run_gate
+
+    spec, _, _ = demo_both
+    return run_gate(spark, replace(spec, gate=replace(spec.gate, replicates=60)), "2", promote=CHAMPION)
+

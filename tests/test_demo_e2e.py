@@ -42,7 +42,8 @@ def test_drifted_feature_is_flagged_and_stable_ones_are_not(demo):
         assert ("monthly_charges", day) in flagged
     assert not any(col == "monthly_charges" and day < "2026-01-12" for col, day in flagged)
     assert not {f.column for f in drift} & STABLE
-    assert not [f for f in result.findings if f.column in STABLE and f.slice is None]
+    # age is skewed against the training rows (their pipeline bucketed it): a skew finding, never a drift one
+    assert not [f for f in result.findings if f.column in STABLE and f.slice is None and f.kind != "skew"]
     # slices are small (~120-720 rows a day), so their 5%-level tests may raise a rare warning on a stable
     # feature, never a critical one, and no more often than the test level allows
     tests = [r for r in result.drift if r["slice"] and r["column"] in STABLE and r["is_default"]
@@ -163,12 +164,15 @@ def test_rerun_replaces_rows_instead_of_duplicating(demo, spark):
 
 
 def test_version_two_is_judged_against_its_own_reference(both):
-    """Version 2 shadow-scores the same rows with less confident scores. Against its own reference its
-    churn_score is stable until the injected input drift (day 12) moves it; the same faults are found."""
+    """Version 2 shadow-scores the same rows with other scores. Against its own reference its churn_score is
+    stable until the injected input drift (day 12) moves it; the same faults are found."""
+    from spark_audit.drift.compare import compute
+
     spec, refs, audits = both
     v1, v2 = (a.result for a in audits)
     assert [r[2].row_count for r in refs] == [7 * 1200, 7 * 1200]  # each reference: its version's rows only
-    assert refs[1][2].columns["churn_score"].std < 0.8 * refs[0][2].columns["churn_score"].std
+    # against version 1's reference, version 2's scores would be drift every day
+    assert compute("wasserstein", refs[0][2].columns["churn_score"], refs[1][2].columns["churn_score"])[0] > 0.1
     early = [f for f in v2.findings if f.column == "churn_score" and f.slice is None and f.window_start
              and f.window_start[:10] < "2026-01-12"]
     assert not early, early
@@ -187,3 +191,57 @@ def test_compare_lists_both_versions_with_status_and_findings(both):
     for v in table["versions"]:
         assert v["last audit"] == "critical" and v["critical"] > 0 and v["windows"] == 7
         assert v["drift windows"] >= 3  # days 12 to 14 at least
+
+
+def test_training_serving_skew_is_found_and_not_counted_twice(both):
+    """The training rows bucket age into 10-year steps: every audited window shows the skew on age. From day
+    12 monthly_charges drifted from the serving reference too: its drift finding says it, with no second
+    (skew) finding; the skew's rows are still in drift_metrics."""
+    _, refs, audits = both
+    assert all("training" in r[2].extras for r in refs)
+    assert refs[0][2].extras["training"]["skipped"] == ["churn_score"]  # the training rows have no score
+    for a in audits:
+        skew = [f for f in a.result.findings if f.kind == "skew" and f.slice is None]
+        assert sorted(f.window_start[:10] for f in skew if f.column == "age") == [
+            f"2026-01-{d:02d}" for d in range(8, 15)]
+        assert {f.column for f in skew} == {"age"}
+        rows = [r for r in a.result.drift if r["drift_type"] == "skew" and r["column"] == "monthly_charges"
+                and r["is_default"] and r["drifted"]]
+        assert {str(r["window_start"])[:10] for r in rows} >= {"2026-01-12", "2026-01-13", "2026-01-14"}
+
+
+def test_rubric_per_version_in_delta_tags_and_compare(both, spark):
+    from spark_audit.report import compare_versions
+
+    spec, _, audits = both
+    for a in audits:
+        status = {r.test.id: r.status for r in a.result.rubric}
+        assert status == {"monitor_1": "passed", "monitor_2": "failed", "monitor_3": "failed",
+                          "monitor_4": "passed", "monitor_5": "passed", "monitor_6": "not measured",
+                          "monitor_7": "failed", "monitoring_runs": "passed"}, status
+    tags = MlflowClient(spec.mlflow.tracking_uri).get_model_version(MODEL_NAME, "2").tags
+    assert tags["ml_test_score"] == "monitoring 6/7 · 3 passed, 3 failed"
+    assert tags["ml_test_score.monitor_3"] == "failed" and tags["ml_test_score.monitor_6"] == "not measured"
+    rows = store.complete(spark, spec.output, "rubric").where("model_version = '1'").collect()
+    assert len(rows) == 8 and {r.test_id for r in rows if r.status == "failed"} == {
+        "monitor_2", "monitor_3", "monitor_7"}
+    text = compare_versions(spec)
+    assert "M3 Training and serving features compute the same values" in text
+    assert text.splitlines()[-1].split()[-2:] == ["6/7", "6/7"]
+
+
+def test_the_demo_gate_fails_version_two_for_mexico(both, demo_gate):
+    """Version 2 is better overall (it knows the plan) but its Mexican pipeline has a sign bug: the gate,
+    which protects countries, fails it on country=MX only, and @champion stays on version 1."""
+    from spark_audit.demo import CHAMPION
+    from spark_audit.report import version_table
+
+    spec, _, _ = both
+    overall = {r.metric: r.verdict for r in demo_gate.overall()}
+    assert overall["accuracy"] == overall["roc_auc"] == "better"
+    assert not demo_gate.passed and {r.slice for r in demo_gate.rows if r.failed} == {"country=MX"}
+    client = MlflowClient(spec.mlflow.tracking_uri)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == "1"
+    table = version_table(spec.output, model=spec.model.name)
+    assert table["audits"] == ["churn-demo"]  # the gate's run row is not an audit
+    assert [v.get("gate") for v in table["versions"]] == [None, "fail vs 1"]

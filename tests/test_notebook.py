@@ -18,9 +18,9 @@ NOTEBOOK = ROOT / "notebooks" / "audit_report.ipynb"
 
 
 @pytest.fixture(scope="module")
-def results(demo_both):
-    """The result tables of the session's demo (conftest): both model versions audited; the notebook reads
-    only the Delta tables."""
+def results(demo_both, demo_gate):
+    """The result tables of the session's demo (conftest): both model versions audited, and version 2 gated
+    against the champion; the notebook reads only the Delta tables."""
     spec, _, _ = demo_both
     return Path(spec.output.path)
 
@@ -104,3 +104,14 @@ def test_quality_section_plots_or_skips(executed, results):
         assert images(perf)
     else:
         assert "no performance_metrics table" in stdout(perf)
+
+
+def test_rubric_and_gate_cells(executed):
+    rubric = cell(executed, "rubric")
+    table = html(rubric)
+    assert "Training and serving features compute the same values" in table and "not measured" in table
+    assert "model 1" in table and "model 2" in table
+    assert "monitor_3: each window's features against the training rows' profile" in stdout(rubric)
+    gate = cell(executed, "gate")
+    assert "model 2 against model 1: FAIL" in stdout(gate)
+    assert "country=MX" in html(gate) and len(images(gate)) == 1
