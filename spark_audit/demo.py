@@ -1,15 +1,17 @@
-"""The demo: a synthetic churn feature table with injected problems, audited end to end.
+"""The demo: a synthetic churn feature table with injected problems, audited end to end and gated.
 
 Fourteen days of scored customer events, scored by model ``spark-audit-demo-churn``
-version 1 and shadow-scored by version 2 (the same rows twice, ``model_version`` says
-which). Days 0-6 are the reference period of each version; days 7-13 are audited one
-day at a time, each version against its own reference. Two problems are injected:
-from day 11 ``monthly_charges`` shifts up by 0.8 standard deviations (input drift),
-and on day 13 ``tenure_months`` is all NaN (an upstream pipeline bug), which the demo's data contract also catches.
-Labels (``churned``) show concept drift from day 12: customers churn more than
-the scores say, so realised quality decays; day 13 has no labels yet, so only
-the label-free estimate is there. Everything lives under one local folder:
-Delta tables, the MLflow SQLite store and its artifacts.
+version 1 (alias ``champion``) and shadow-scored by version 2 (the same rows twice, ``model_version``
+says which). Days 0-6 are the reference period of each version; days 7-13 are audited one
+day at a time, each version against its own reference. Problems injected: from day 11
+``monthly_charges`` shifts up by 0.8 standard deviations (input drift); on day 13 ``tenure_months``
+is all NaN (an upstream pipeline bug), which the demo's data contract also catches; labels
+(``churned``) show concept drift from day 12 (customers churn more than the scores say, so realised
+quality decays; day 13 has no labels yet, so only the label-free estimate is there); the training
+rows (a table of their own) had ``age`` bucketed into 10-year steps (training/serving skew). Version 2
+learnt the plan's effect, so it is better overall, but its Mexican pipeline flips tenure's sign: the
+gate against ``@champion`` fails it for country MX. Everything lives under one local folder: Delta
+tables, the MLflow SQLite store and its artifacts.
 """
 
 from __future__ import annotations
