@@ -150,6 +150,11 @@ def scan(df: DataFrame, spec: AuditSpec, champion: Side, candidate: Side) -> dic
     rows = df.select(*(_col(c) for c in sorted(needed)))
     if champion.rows is not None:
         rows = rows.where(champion.rows | candidate.rows)
+    else:  # one row, both versions: compare them where both predicted, so both see the same rows
+        for side in (champion, candidate):
+            for c in (side.measure.prediction, side.measure.score):
+                if c:
+                    rows = rows.where(_col(c).isNotNull())
     reps = replicated(rows, cfg.key, cfg.replicates, cfg.seed)
     exprs = gate_exprs(champion, candidate, cfg.key)
     grouped = reps.groupBy(*(_col(s) for s in spec.slices), F.col(REP)).agg(*exprs)
