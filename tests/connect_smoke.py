@@ -9,8 +9,8 @@ server's SparkConf, which is how Delta's JARs (``spark.jars.packages``) and its 
 and catalog reach the server. A Connect session cannot share a process with a classic one,
 hence the separate process.
 
-The demo table is generated, the reference built and the audit run with the real product
-code through the Connect session; what the test checks is written to RESULT_JSON.
+The demo table is generated, the reference built, the audit and the release gate run with the real
+product code through the Connect session; what the test checks is written to RESULT_JSON.
 """
 
 from __future__ import annotations
@@ -73,12 +73,19 @@ def main(home: Path, result_path: Path) -> None:
     lap("reference")
     result = run_audit(spark, spec)
     lap("audit")
+    from dataclasses import replace
+
+    from spark_audit.gate import run_gate
+
+    gate = run_gate(spark, replace(spec, gate=replace(spec.gate, replicates=30)), "2", champion="1",
+                    log_to_mlflow=False)
+    lap("gate")
     counts = {}
     for table in ("audit_runs", "profile_metrics"):  # read back through the complete-runs view
         df = store.complete(spark, spec.output, table)
-        counts[table] = None if df is None else df.count()
+        counts[table] = None if df is None else df.where(df.audit_name == spec.name).count()
     runs = store.read(spark, spec.output, "audit_runs")
-    statuses = [] if runs is None else [r.status for r in runs.select("status").collect()]
+    statuses = {} if runs is None else {r.audit_name: r.status for r in runs.select("audit_name", "status").collect()}
     lap("results read")
     out = {
         "connect": isinstance(spark, ConnectSession),
@@ -88,6 +95,8 @@ def main(home: Path, result_path: Path) -> None:
              "slice": f.slice}
             for f in result.findings
         ],
+        "gate": {"rows": len(gate.rows), "exit_code": gate.exit_code,
+                 "overall": {r.metric: r.verdict for r in gate.overall()}},
         "output_path": str(spec.output.path),
         "counts": counts,
         "statuses": statuses,
