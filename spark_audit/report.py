@@ -59,6 +59,7 @@ def version_table(output, *, model: str | None = None, watched: tuple[str, ...] 
         gates, runs = runs[is_gate], runs[~is_gate]
     if model and runs is not None:
         runs = runs[runs["model_name"] == model]
+        gates = gates[gates["model_name"] == model]
     table = {"model": model, "audits": [] if runs is None else sorted(runs["audit_name"].unique()), "versions": []}
     if runs is None or runs.empty:
         table["message"] = f"no complete audits under {output.path or output.database}" + (
