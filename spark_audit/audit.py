@@ -208,7 +208,7 @@ def profile_reference(
     q_parts = quality.parts(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
-                                              kll_k=spec.profile.kll_k))
+                                              kll_k=spec.profile.kll_k, sketches=spec.profile.sketches()))
         if not first or first[0].profile.row_count == 0:
             of = f" of model version {model_version}" if spec.model.version_column and model_version else ""
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows{of}")
@@ -220,7 +220,8 @@ def profile_reference(
         pca_stds = [float(base.profile.columns[n].std) for n in pca_names]
         pca_parts = [multivariate.moments_part(pca_names, pca_means, pca_stds)] if len(pca_names) > 1 else []
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers, parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
+                                centers=centers, sketches=spec.profile.sketches(),
+                                parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
         # with a version column the audit judges each version's volume against that version's own
         by_version = table_checks.count_by_version(df, replace(
             by_window, model_version_column=spec.model.version_column), spec.slices) \
@@ -239,7 +240,10 @@ def profile_reference(
         profiles = [g.profile for g in windows[label]]
         merged = merge_all(profiles, key=replace(key, slice=label))
         top_from = base.profile if label is None else top_by_slice[label]
-        cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k)
+        # the first pass's sketches where the binned pass kept none (spark_audit.profile.exprs.Sketches)
+        cols = {n: replace(c, top=top_from.columns[n].top, top_k=top_from.columns[n].top_k,
+                           kll=c.kll if c.kll is not None else top_from.columns[n].kll,
+                           hll=c.hll if c.hll is not None else top_from.columns[n].hll)
                 for n, c in merged.columns.items()}
         extras = noise.noise_extras(_noise(profiles, spec), len(profiles), spec.window.size if windowed else None)
         extras.update(table_checks.table_extras(windows[label], None if by_version is None else
@@ -280,7 +284,8 @@ def profile_training(spark: SparkSession, spec: AuditSpec, bins: dict[str, Bins]
         skipped = [n for n, _ in _features(spec) if n not in df.columns]
         columns = resolve_columns(df.schema, wanted, source=t.source.display)
         groups = overall_groups(profile_groups(df, columns, Grouping(model_version=model_version), bins=bins,
-                                               top_k=spec.profile.top_k, kll_k=spec.profile.kll_k))
+                                               top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
+                                               sketches=spec.profile.sketches()))
     if not groups or groups[0].profile.row_count == 0:
         raise DataError(f"the training rows of {t.source.display!r} are empty"
                         + (f" for model version {model_version}" if model_version else ""))
@@ -541,7 +546,7 @@ def run_audit(
         parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
         centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                parts=parts, centers=centers)
+                                parts=parts, centers=centers, sketches=spec.profile.sketches())
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {version}"

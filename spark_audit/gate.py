@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -39,6 +38,7 @@ from spark_audit.errors import EXIT_FINDINGS, EXIT_OK, DataError, SpecError
 from spark_audit.names import col as _col
 from spark_audit.progress import QUIET, Progress
 from spark_audit.rows import finite
+from spark_audit.session import codegen_fields
 from spark_audit.spec import AuditSpec, GateConfig, QualitySpec
 
 REP, WEIGHT = "__gate_rep", "__gate_w"
@@ -158,7 +158,7 @@ def scan(df: DataFrame, spec: AuditSpec, champion: Side, candidate: Side) -> dic
     reps = replicated(rows, cfg.key, cfg.replicates, cfg.seed)
     exprs = gate_exprs(champion, candidate, cfg.key)
     grouped = reps.groupBy(*(_col(s) for s in spec.slices), F.col(REP)).agg(*exprs)
-    with _codegen_fields(df.sparkSession, len(exprs) + len(spec.slices) + 1):
+    with codegen_fields(df.sparkSession, len(exprs) + len(spec.slices) + 1):
         collected = grouped.collect()
     out: dict[tuple[str | None, int], dict] = {}
     for r in collected:
@@ -169,27 +169,6 @@ def scan(df: DataFrame, spec: AuditSpec, champion: Side, candidate: Side) -> dic
         if spec.slices:
             out[(None, int(d[REP]))] = merge_states(out.get((None, int(d[REP])), {}), state)
     return out
-
-
-@contextmanager
-def _codegen_fields(spark: SparkSession, fields: int):
-    """Whole-stage code generation for an aggregation of ``fields`` outputs. Spark turns it off above
-    ``spark.sql.codegen.maxFields`` (100); the gate's aggregation is all plain sums (no sketch), where
-    generated code measured faster: demo table, 200 replicates, three alternating runs after warm-up,
-    12.8-15.4 s against 20.7-21.6 s. The session's setting is restored afterwards."""
-    key = "spark.sql.codegen.maxFields"
-    before = spark.conf.get(key, None)
-    if before is not None and before.isdigit() and int(before) >= fields:
-        yield
-        return
-    spark.conf.set(key, str(fields))
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def check_pairing(states: dict[tuple[str | None, int], dict], champion: Side, candidate: Side) -> int:

@@ -180,8 +180,22 @@ class FindingsSpec:
 
 @dataclass(frozen=True)
 class ProfileSpec:
+    """``kll``: ``auto`` keeps a numeric column's KLL quantile sketch only where there are no reference
+    bins (the reference build's first pass, a column the reference could not bin); ``always`` keeps it in
+    every window. ``hll``: the kinds whose distinct count is estimated: ``categorical`` (default),
+    ``all``, or ``none``. Sketches cost: see ``spark_audit.profile.exprs.Sketches``."""
+
     top_k: int = 20
     kll_k: int = 200
+    kll: str = "auto"
+    hll: str = "categorical"
+
+    def sketches(self):
+        from spark_audit.profile.exprs import Sketches
+
+        kinds = {"categorical": ("categorical",), "all": ("numeric", "categorical", "boolean", "timestamp"),
+                 "none": ()}[self.hll]
+        return Sketches(kll=self.kll, hll=kinds)
 
 
 @dataclass(frozen=True)
@@ -323,6 +337,9 @@ class AuditSpec:
         for name, default in (("gate", None), ("training", None), ("rubric", asdict(RubricSpec()))):
             if d.get(name) == default:
                 d.pop(name, None)
+        for key, default in (("kll", "auto"), ("hll", "categorical")):
+            if d["profile"].get(key) == default:
+                d["profile"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -533,9 +550,13 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
     findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0,
                             **ages)
-    p = r.section(top.get("profile"), "profile", ("top_k", "kll_k"))
+    p = r.section(top.get("profile"), "profile", ("top_k", "kll_k", "kll", "hll"))
+    for key, allowed in (("kll", ("auto", "always")), ("hll", ("categorical", "all", "none"))):
+        if key in p and p[key] not in allowed:
+            raise r.fail(f"profile.{key}", f"expected one of {', '.join(allowed)}, got {p[key]!r}")
     profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
-                          kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200)
+                          kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200,
+                          kll=p.get("kll", "auto"), hll=p.get("hll", "categorical"))
     o = r.section(top["output"], "output", ("path", "database"))
     if bool(o.get("path")) == bool(o.get("database")):
         raise r.fail("output", "set exactly one of output.path (a folder for Delta tables) or output.database")

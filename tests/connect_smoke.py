@@ -16,6 +16,7 @@ product code through the Connect session; what the test checks is written to RES
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,8 @@ def connect_session():
         builder = builder.config(key, value)
     # spark.jars.packages = io.delta:delta-spark_4.2_2.13:<delta-spark version>, as for a classic session
     builder = configure_spark_with_delta_pip(builder)
+    # the server's Python workers (the profile's Arrow pass) run this interpreter, as get_spark arranges
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return builder.remote("local[2]").getOrCreate()
 
 

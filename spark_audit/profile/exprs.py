@@ -100,15 +100,44 @@ def kll_agg(name: str, kll_k: int) -> Column:
     return F.kll_sketch_agg_double(finite(name), kll_k)
 
 
+@dataclass(frozen=True)
+class Sketches:
+    """Which columns get which sketch in a scan.
+
+    The sketches are Spark's typed imperative aggregates: one of them in an aggregation turns the
+    whole of it into an ``ObjectHashAggregate`` without generated code, so every other statistic is
+    interpreted too. So a scan keeps them only where they are needed:
+
+    - ``kll``: a numeric column's quantile sketch, for columns without the reference's bins (the
+      reference build's first pass, a column the reference could not bin) or everywhere when asked
+      (``profile.kll: always``). A column profiled on bins has exact counts on them, and its exact
+      finite count, min and max come from plain aggregates instead.
+    - ``hll``: the kinds whose distinct count is estimated (categorical by default; ``profile.hll: all``
+      adds numbers, booleans and timestamps; ``none`` drops it).
+    """
+
+    kll: str = "auto"  # "auto": only without bins; "always"
+    hll: tuple[str, ...] = ("categorical",)
+
+    def kll_for(self, col: ColumnSpec, bins: Bins | None) -> bool:
+        return col.kind == "numeric" and (self.kll == "always" or bins is None or bins.edges is None)
+
+    def hll_for(self, col: ColumnSpec) -> bool:
+        return col.kind in self.hll
+
+
+ALL_SKETCHES = Sketches(kll="always", hll=("numeric", "categorical", "boolean", "timestamp"))
+
+
 def column_exprs(
-    i: int, col: ColumnSpec, *, prefix: str, kll_k: int, bins: Bins | None, center: float = 0.0
+    i: int, col: ColumnSpec, *, prefix: str, kll_k: int, bins: Bins | None, center: float = 0.0,
+    sketches: Sketches = ALL_SKETCHES,
 ) -> list[Column]:
     p = f"{prefix}{i}__"
     c = _c(col.name)
-    out = [
-        F.count(c).alias(p + "nn"),
-        hll_agg(col.name).alias(p + "hll"),
-    ]
+    out = [F.count(c).alias(p + "nn")]
+    if sketches.hll_for(col):
+        out.append(hll_agg(col.name).alias(p + "hll"))
     if col.kind == "numeric":
         x = c.cast("double")
         f = finite(col.name)
@@ -120,10 +149,13 @@ def column_exprs(
             # and centring on the reference's mean keeps sum((x - c)^2) - sum(x - c)^2 / n accurate
             F.sum(f - F.lit(center)).alias(p + "s1"),
             F.sum((f - F.lit(center)) * (f - F.lit(center))).alias(p + "s2"),
+        ]
+        if sketches.kll_for(col, bins):
             # the sketch also gives, exactly, the finite count, the min and the max, so those cost no
             # aggregate of their own (nor does -inf: the non-null values left over)
-            kll_agg(col.name, kll_k).alias(p + "kll"),
-        ]
+            out.append(kll_agg(col.name, kll_k).alias(p + "kll"))
+        else:
+            out += [F.count(f).alias(p + "nf"), F.min(f).alias(p + "min"), F.max(f).alias(p + "max")]
         if bins is not None and bins.edges is not None:
             # cumulative counts below each inner edge; the last bin is the rest
             out += [F.count_if(f < F.lit(e)).alias(f"{p}lt{j}") for j, e in enumerate(bins.edges)]
@@ -158,16 +190,25 @@ def profile_exprs(
     kll_k: int = 200,
     bins: Mapping[str, Bins] | None = None,
     centers: Mapping[str, float] | None = None,
+    sketches: Sketches = ALL_SKETCHES,
+    elsewhere: frozenset[str] = frozenset(),
 ) -> list[Column]:
     """All aggregate expressions for ``columns`` plus the group's row count.
+
+    Columns in ``elsewhere`` get only their HLL sketch here (when ``sketches`` keeps one): the rest of
+    their statistics come from another pass, under the same names.
 
     ``centers`` (e.g. the reference's means) shift numeric columns before their
     moments are summed, for accuracy when a mean is large against its spread.
     """
     exprs = [F.count(F.lit(1)).alias(prefix + "rows")]
     for i, col in enumerate(columns):
+        if col.name in elsewhere:  # its statistics come from another pass (spark_audit.profile.arrow_scan)
+            if sketches.hll_for(col):
+                exprs.append(hll_agg(col.name).alias(f"{prefix}{i}__hll"))
+            continue
         exprs += column_exprs(i, col, prefix=prefix, kll_k=kll_k, bins=(bins or {}).get(col.name),
-                              center=float((centers or {}).get(col.name) or 0.0))
+                              center=float((centers or {}).get(col.name) or 0.0), sketches=sketches)
     return exprs
 
 
@@ -187,9 +228,13 @@ def column_from_row(
     )
     if col.kind == "numeric":
         kll = _bytes(g(p + "kll"))
-        sketch = kll_doubles_sketch.deserialize(kll) if kll is not None else None
-        nf = int(sketch.n) if sketch is not None else 0
-        lo, hi = (None, None) if not nf else (float(sketch.get_min_value()), float(sketch.get_max_value()))
+        if p + "nf" in row:  # profiled without a sketch: exact count, min and max of their own
+            nf = int(g(p + "nf") or 0)
+            lo, hi = (None, None) if not nf else (float(g(p + "min")), float(g(p + "max")))
+        else:
+            sketch = kll_doubles_sketch.deserialize(kll) if kll is not None else None
+            nf = int(sketch.n) if sketch is not None else 0
+            lo, hi = (None, None) if not nf else (float(sketch.get_min_value()), float(sketch.get_max_value()))
         nan, pinf = int(g(p + "nan") or 0), int(g(p + "pinf") or 0)
         ninf = nn - nf - nan - pinf
         s1, s2 = float(g(p + "s1") or 0.0), float(g(p + "s2") or 0.0)

@@ -10,6 +10,7 @@ from the finest ones in Python, not rescanned.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,15 +19,21 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_audit.names import col as _c
-from spark_audit.profile.exprs import ColumnSpec, profile_exprs, profiles_from_row
+from spark_audit.profile import arrow_scan
+from spark_audit.profile.exprs import ALL_SKETCHES, ColumnSpec, Sketches, profile_exprs, profiles_from_row
 from spark_audit.profile.state import Bins, GroupKey, TableProfile, merge_all
 from spark_audit.scan import ScanPart, States, check_namespaces, merge_states
+from spark_audit.session import codegen_fields
 from spark_audit.timeutil import iso_utc
 
 W_START = "__sa_window_start"
 W_END = "__sa_window_end"
 MODEL_VERSION = "__sa_model_version"
 PROFILE = "p"  # the profile's namespace in the scan
+# "arrow": columns profiled on reference bins get their statistics from one mapInArrow pass
+# (spark_audit.profile.arrow_scan); "spark": as aggregate functions in the scan (for executors that cannot
+# run Python with numpy and pyarrow)
+DEFAULT_ENGINE = os.environ.get("SPARK_AUDIT_ENGINE", "arrow")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,14 @@ def merged_group(key: GroupKey, members: Sequence[GroupResult]) -> GroupResult:
     """The group of the union of disjoint groups: profiles and every part's state merged, no rescan."""
     return GroupResult(key=key, profile=merge_all((m.profile for m in members), key=key),
                        states=merge_states(m.states for m in members), children=list(members))
+
+
+GROUP_KEY = "__sa_group"
+
+
+def group_key(group_cols: Sequence[str]) -> Column:
+    """A group's name as one string (JSON of its group columns), the same for a row and its aggregate."""
+    return F.to_json(F.struct(*[F.col(g) for g in group_cols]))
 
 
 def with_group_columns(df: DataFrame, grouping: Grouping) -> DataFrame:
@@ -124,20 +139,40 @@ def profile_groups(
     kll_k: int = 200,
     parts: Sequence[ScanPart] = (),
     centers: Mapping[str, float] | None = None,
+    sketches: Sketches = ALL_SKETCHES,
+    engine: str | None = None,
 ) -> list[GroupResult]:
     """Profile every finest group (window x slice values x model version), with every scan part's
     expressions in the same aggregation; each group keeps the parts' states.
 
     ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
+    ``sketches`` says which columns keep a KLL / HLL sketch (``spark_audit.profile.exprs.Sketches``);
+    the rest of the aggregation runs as generated code. With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) the
+    columns profiled on ``bins`` get their statistics from one ``mapInArrow`` pass instead
+    (``spark_audit.profile.arrow_scan``, which says why); ``"spark"`` keeps them in the aggregation.
     """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
+    arrow = arrow_scan.targets(columns, bins, centers, sketches) if (engine or DEFAULT_ENGINE) == "arrow" else []
     profile = ScanPart(PROFILE, tuple(profile_exprs(columns, prefix=PROFILE + "__", kll_k=kll_k, bins=bins,
-                                                    centers=centers)))
-    aggregated = grouped.groupBy(*group_cols).agg(*profile.exprs, *[e for p in parts for e in p.exprs])
-    check_namespaces(aggregated.columns, [profile, *parts], others=group_cols)  # analysis only, no job
-    rows = [r.asDict() for r in aggregated.collect()]
+                                                    centers=centers, sketches=sketches,
+                                                    elsewhere=frozenset(t.name for t in arrow))))
+    exprs = [*profile.exprs, *[e for p in parts for e in p.exprs]]
+    aggregated = grouped.groupBy(*group_cols).agg(*exprs)
+    if arrow:  # each group's name in both passes, by the same Spark function of the same values
+        aggregated = aggregated.withColumn(GROUP_KEY, group_key(group_cols))
+    check_namespaces(aggregated.columns, [profile, *parts], others=[*group_cols, GROUP_KEY])  # analysis, no job
+    with codegen_fields(df.sparkSession, len(exprs) + len(group_cols)):
+        rows = [r.asDict() for r in aggregated.collect()]
+    if arrow:
+        binned = arrow_scan.arrow_stats(grouped.withColumn(GROUP_KEY, group_key(group_cols)), GROUP_KEY, arrow,
+                                        PROFILE + "__")
+        for row in rows:
+            name = row.pop(GROUP_KEY)
+            if name not in binned:  # the two passes read the same rows; a group missing from one is a bug
+                raise RuntimeError(f"the Arrow pass saw no rows of group {name}, which the aggregation counted")
+            row.update(binned[name])
     tops = top_k_counts(grouped, columns, group_cols, top_k)
     results = []
     for row in rows:

@@ -159,10 +159,40 @@ class ColumnProfile:
         return items[:, 0], items[:, 1]
 
     def quantiles(self, probs: Iterable[float]) -> list[float] | None:
+        """Quantiles of the finite values: from the KLL sketch, or, for a column profiled on the
+        reference's bins without one, interpolated linearly within the exact bin counts between the
+        exact min and max (so off by at most the width of the bin the quantile falls in)."""
         sketch = self.kll_sketch()
-        if sketch is None:
+        if sketch is not None:
+            return [float(q) for q in sketch.get_quantiles(list(probs))]
+        return self._binned_quantiles(list(probs))
+
+    def _binned_quantiles(self, probs: list[float]) -> list[float] | None:
+        b = self.bins
+        if b is None or not b.edges or not b.counts or not self.n_finite or self.min is None or self.max is None:
             return None
-        return [float(q) for q in sketch.get_quantiles(list(probs))]
+        lo, hi = float(self.min), float(self.max)
+        below = np.cumsum(np.asarray(b.counts, dtype=float))[:-1] / self.n_finite  # fraction below each edge
+        xs, fs = [lo], [0.0]
+        for e, f in zip(b.edges, below, strict=True):
+            if lo < e <= hi:
+                xs.append(float(e))
+                fs.append(float(min(max(f, fs[-1]), 1.0)))
+        xs.append(hi)
+        fs.append(1.0)
+        x, f = np.asarray(xs), np.asarray(fs)
+        out = []
+        for q in probs:
+            j = int(np.searchsorted(f, q, side="left"))  # the first point whose CDF reaches q
+            if j <= 0:
+                out.append(lo)
+            elif j >= len(f):
+                out.append(hi)
+            else:
+                gap = f[j] - f[j - 1]
+                t = (q - f[j - 1]) / gap if gap > 0 else 1.0
+                out.append(float(x[j - 1] + t * (x[j] - x[j - 1])))
+        return out
 
     def cdf(self, points: Iterable[float]) -> list[float] | None:
         """Fraction of finite values <= each point (from the KLL sketch)."""

@@ -1,0 +1,135 @@
+"""The Arrow pass (spark_audit.profile.arrow_scan) against the same statistics as Spark aggregates.
+
+The two engines must give the same profile on the reference's bins: counts exactly, sums to
+round-off, min and max exactly, across slices, windows, nulls, NaN, +/-inf, zeros, -0.0, empty
+strings, values outside the reference's categories and a group whose column is all null.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from spark_audit.drift.compare import reference_bins
+from spark_audit.profile import Grouping, profile_groups, resolve_columns
+from spark_audit.profile.arrow_scan import Layout, Target
+from spark_audit.profile.exprs import ALL_SKETCHES, Sketches
+
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+
+def _rows(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        u = rng.random()
+        x = float(rng.normal(3.0, 2.0))
+        if u < 0.05:
+            x = None
+        elif u < 0.08:
+            x = float("nan")
+        elif u < 0.09:
+            x = float("inf")
+        elif u < 0.10:
+            x = float("-inf")
+        elif u < 0.13:
+            x = 0.0 if i % 2 else -0.0
+        elif u < 0.14:
+            x = 1e6 * seed  # the current rows reach above the reference's max: the upper tail sum
+        cat = [None, "", "a", "b", "b", "c", "zz"][int(rng.integers(0, 7))]
+        region = "north" if rng.random() < 0.6 else "south"
+        count = None if region == "south" else int(rng.integers(0, 50))  # all null in one slice
+        out.append((T0 + timedelta(hours=float(rng.uniform(0, 72))), region, x, cat, count))
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames(spark):
+    schema = "ts timestamp, region string, x double, cat string, k int"
+    ref = spark.createDataFrame(_rows(3000, 1), schema)
+    cur = spark.createDataFrame(_rows(2000, 2), schema).repartition(3)
+    return ref, cur
+
+
+def _close(a, b, path):
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            assert a == b, path
+        elif math.isnan(a):
+            assert math.isnan(b), path
+        else:
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-9), path
+    else:
+        assert a == b, path
+
+
+def test_arrow_pass_matches_spark_aggregates(spark, frames):
+    ref, cur = frames
+    cols = resolve_columns(cur.schema, [("x", None), ("cat", None), ("k", None)])
+    [base] = profile_groups(ref, cols, Grouping(model_version="1"), top_k=3)
+    bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 10))}
+    assert set(bins) == {"x", "cat", "k"}
+    centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+    grouping = Grouping(timestamp_column="ts", window="1 day", slices=("region",), model_version="1")
+    kw = dict(bins=bins, centers=centers, top_k=0, sketches=Sketches())
+    fast = profile_groups(cur, cols, grouping, engine="arrow", **kw)
+    slow = profile_groups(cur, cols, grouping, engine="spark", **kw)
+    assert [g.key for g in fast] == [g.key for g in slow] and len(fast) == 6
+    for f, s in zip(fast, slow, strict=True):
+        assert f.profile.row_count == s.profile.row_count
+        for name in ("x", "cat", "k"):
+            a, b = f.profile.columns[name].to_dict(), s.profile.columns[name].to_dict()
+            assert a.keys() == b.keys()
+            for key in a:
+                if key == "hll":  # the same sketch, its bytes in the order the rows came in
+                    da, db = f.profile.columns[name].distinct, s.profile.columns[name].distinct
+                    assert (da is None and db is None) or da == pytest.approx(db)
+                elif key == "bins":
+                    assert a[key]["counts"] == b[key]["counts"], (f.key, name)
+                    ta, tb = a[key].get("tails"), b[key].get("tails")
+                    assert (ta is None) == (tb is None) and (ta is None or ta == pytest.approx(tb, rel=1e-9))
+                else:
+                    _close(a[key], b[key], (f.key, name, key))
+    # the cases the fixture is there for really occur
+    x = [g.profile.columns["x"] for g in fast]
+    assert sum(c.nan for c in x) and sum(c.pos_inf for c in x) and sum(c.neg_inf for c in x) and sum(c.zeros for c in x)
+    assert any(g.profile.columns["k"].n_finite == 0 for g in fast)  # south: all null
+    assert any(c.bins.tails[1] > 0 for c in x)
+    cat = [g.profile.columns["cat"] for g in fast]
+    assert sum(c.empty for c in cat) and sum(c.bins.counts[-1] for c in cat)  # "" and "zz" are not top-3
+
+
+def test_default_sketches_keep_kll_only_without_bins(spark, frames):
+    ref, _ = frames
+    cols = resolve_columns(ref.schema, [("x", None), ("cat", None)])
+    [plain] = profile_groups(ref, cols, Grouping(model_version="1"), top_k=3, sketches=Sketches())
+    assert plain.profile.columns["x"].kll is not None and plain.profile.columns["x"].hll is None
+    assert plain.profile.columns["cat"].hll is not None
+    bins = {"x": reference_bins(plain.profile.columns["x"], 10)}
+    [binned] = profile_groups(ref, cols, Grouping(model_version="1"), top_k=0, bins=bins, sketches=Sketches())
+    x = binned.profile.columns["x"]
+    assert x.kll is None
+    assert (x.n_finite, x.min, x.max) == (plain.profile.columns["x"].n_finite, plain.profile.columns["x"].min,
+                                          plain.profile.columns["x"].max)
+    # quantiles without a sketch come from the exact bin counts: within a bin of the sketch's
+    sk = plain.profile.columns["x"].quantiles([0.1, 0.5, 0.9])
+    qb = x.quantiles([0.1, 0.5, 0.9])
+    widths = np.diff(bins["x"].edges).max()
+    assert qb is not None and all(abs(a - b) <= widths for a, b in zip(sk, qb, strict=True))
+    [everything] = profile_groups(ref, cols, Grouping(model_version="1"), top_k=0, bins=bins, sketches=ALL_SKETCHES)
+    assert everything.profile.columns["x"].kll is not None and everything.profile.columns["x"].hll is not None
+
+
+def test_layout_merges_sums_minima_and_maxima():
+    layout = Layout.of([Target(0, "x", "numeric", edges=(0.0, 1.0))], "p__")
+    assert layout.keys[:3] == ("p__0__nn", "p__0__nan", "p__0__pinf") and layout.keys[-2:] == ("p__0__lt0", "p__0__lt1")
+    a = np.arange(len(layout.keys), dtype=float)
+    b = np.full(len(layout.keys), 5.0)
+    m = layout.merge(a, b)
+    i_min, i_max, i_nn = layout.keys.index("p__0__min"), layout.keys.index("p__0__max"), 0
+    assert m[i_min] == min(a[i_min], 5.0) and m[i_max] == max(a[i_max], 5.0) and m[i_nn] == a[i_nn] + 5.0
+    row = layout.as_row(np.where(layout.mins, np.inf, np.where(layout.maxs, -np.inf, 2.0)))
+    assert row["p__0__min"] is None and row["p__0__max"] is None and row["p__0__nn"] == 2
