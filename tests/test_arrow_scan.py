@@ -133,3 +133,27 @@ def test_layout_merges_sums_minima_and_maxima():
     assert m[i_min] == min(a[i_min], 5.0) and m[i_max] == max(a[i_max], 5.0) and m[i_nn] == a[i_nn] + 5.0
     row = layout.as_row(np.where(layout.mins, np.inf, np.where(layout.maxs, -np.inf, 2.0)))
     assert row["p__0__min"] is None and row["p__0__max"] is None and row["p__0__nn"] == 2
+
+
+def test_arrow_pass_without_bins_matches_spark_and_keeps_kll(spark, frames):
+    """The reference build's first pass: no bins, a KLL sketch per number (Arrow: datasketches' own)."""
+    _, cur = frames
+    cols = resolve_columns(cur.schema, [("x", None), ("cat", None), ("k", None)])
+    grouping = Grouping(slices=("region",), model_version="1")
+    fast = profile_groups(cur, cols, grouping, top_k=3, engine="arrow", sketches=Sketches())
+    slow = profile_groups(cur, cols, grouping, top_k=3, engine="spark", sketches=Sketches())
+    assert [g.key for g in fast] == [g.key for g in slow] and len(fast) == 2
+    for f, s in zip(fast, slow, strict=True):
+        for name in ("x", "cat", "k"):
+            a, b = f.profile.columns[name], s.profile.columns[name]
+            da, db = a.to_dict(), b.to_dict()
+            for key in da:
+                if key not in ("kll", "hll"):
+                    _close(da[key], db[key], (f.key, name, key))
+            if a.kind == "numeric" and a.n_finite:
+                sa, sb = a.kll_sketch(), b.kll_sketch()
+                assert sa.n == sb.n == a.n_finite
+                assert (sa.get_min_value(), sa.get_max_value()) == (sb.get_min_value(), sb.get_max_value())
+                # two KLL sketches of the same values: their medians' ranks differ by at most both errors
+                med = sa.get_quantile(0.5)
+                assert abs(sb.get_rank(med) - 0.5) <= 2 * sa.normalized_rank_error(False) + 1e-9

@@ -34,6 +34,7 @@ from spark_audit.profile.state import Bins
 
 INF = float("inf")
 VALUES = "__sa_values"
+SKETCHES = "__sa_sketches"
 
 
 @dataclass(frozen=True)
@@ -46,28 +47,29 @@ class Target:
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     center: float = 0.0
+    kll: bool = False  # also a KLL quantile sketch of the finite values
 
     def stats(self) -> list[str]:
         if self.kind == "numeric":
-            return ["nn", "nan", "pinf", "zeros", "s1", "s2", "nf", "min", "max", "tlo", "thi",
-                    *[f"lt{j}" for j in range(len(self.edges))]]
+            binned = ["tlo", "thi", *[f"lt{j}" for j in range(len(self.edges))]] if self.edges else []
+            return ["nn", "nan", "pinf", "zeros", "s1", "s2", "nf", "min", "max", *binned]
         return ["nn", "empty", "lmin", "lmax", "lsum", *[f"eq{j}" for j in range(len(self.categories))]]
 
 
 def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, centers: Mapping[str, float] | None,
             sketches: Sketches) -> list[Target]:
-    """The columns the Arrow pass takes: numbers with reference edges (and no KLL asked for), strings with
-    reference categories. Everything else stays in the Spark aggregation."""
+    """The columns the Arrow pass takes: numbers (with their reference edges when there are some, and a KLL
+    sketch where ``sketches`` keeps one) and strings (with their reference categories, if any). Booleans,
+    timestamps and the HLL sketches stay in the Spark aggregation."""
     out = []
     for i, c in enumerate(columns):
         b = (bins or {}).get(c.name)
-        if b is None:
-            continue
-        if c.kind == "numeric" and b.edges and not sketches.kll_for(c, b):
-            out.append(Target(i, c.name, "numeric", edges=tuple(float(e) for e in b.edges),
-                              center=float((centers or {}).get(c.name) or 0.0)))
-        elif c.kind == "categorical" and b.categories is not None:
-            out.append(Target(i, c.name, "categorical", categories=tuple(b.categories)))
+        if c.kind == "numeric":
+            out.append(Target(i, c.name, "numeric", edges=tuple(float(e) for e in (b.edges or ())) if b else (),
+                              center=float((centers or {}).get(c.name) or 0.0), kll=sketches.kll_for(c, b)))
+        elif c.kind == "categorical":
+            cats = tuple(b.categories) if b is not None and b.categories is not None else ()
+            out.append(Target(i, c.name, "categorical", categories=cats))
     return out
 
 
@@ -120,19 +122,13 @@ def _segments(batch, n_group: int):
     return order, starts
 
 
-def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[np.ndarray]:
+def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The column's statistics per segment, and its values and finite mask in segment order (for sketches)."""
     x = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)[order]  # nulls read as NaN
     valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else np.ones(len(x), bool)
     fin = np.isfinite(x)
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(x)]))
     add = np.add.reduceat
     d = np.where(fin, x - t.center, 0.0)
-    e = np.asarray(t.edges)
-    lo, hi = e[0], e[-1]
-    k = len(e) + 1
-    bucket = np.searchsorted(e, np.where(fin, x, 0.0), side="right")  # edges <= x: x < e_j iff bucket <= j
-    counts = np.bincount(seg[fin] * k + bucket[fin], minlength=len(starts) * k).reshape(len(starts), k)
-    below = np.cumsum(counts, axis=1)[:, :-1]
     with np.errstate(invalid="ignore"):
         stats = [
             add(valid.astype(np.float64), starts),
@@ -144,10 +140,18 @@ def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[np.n
             add(fin.astype(np.float64), starts),
             np.minimum.reduceat(np.where(fin, x, INF), starts),
             np.maximum.reduceat(np.where(fin, x, -INF), starts),
-            add(np.where(fin & (x < lo), lo - x, 0.0), starts),
-            add(np.where(fin & (x >= hi), x - hi, 0.0), starts),
         ]
-    return [*stats, *below.T.astype(np.float64)]
+    if t.edges:
+        seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(x)]))
+        e = np.asarray(t.edges)
+        lo, hi = e[0], e[-1]
+        k = len(e) + 1
+        bucket = np.searchsorted(e, np.where(fin, x, 0.0), side="right")  # edges <= x: x < e_j iff bucket <= j
+        counts = np.bincount(seg[fin] * k + bucket[fin], minlength=len(starts) * k).reshape(len(starts), k)
+        below = np.cumsum(counts, axis=1)[:, :-1]
+        stats += [add(np.where(fin & (x < lo), lo - x, 0.0), starts),
+                  add(np.where(fin & (x >= hi), x - hi, 0.0), starts), *below.T.astype(np.float64)]
+    return stats, x, fin
 
 
 def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[np.ndarray]:
@@ -174,34 +178,49 @@ def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[
     return [*stats, *counts.T.astype(np.float64)]
 
 
-def batch_function(ts: Sequence[Target], n_group: int):
-    """The ``mapInArrow`` function: per task, one row per group seen, the group columns then the array."""
+def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
+    """The ``mapInArrow`` function: per task, one row per group seen: the group columns, the statistics as
+    one array, and the KLL sketches (serialised, one per target that keeps one) as another."""
 
     def run(batches: Iterator) -> Iterator:
         import pyarrow as pa
+        from datasketches import kll_doubles_sketch
 
         acc: dict[tuple, np.ndarray] = {}
-        keys: dict[tuple, list] = {}
+        sketches: dict[tuple, list] = {}
         schema = None
-        mins = maxs = None
+        kinds = [s for t in ts for s in t.stats()]
+        mins = np.asarray([s in ("min", "lmin") for s in kinds], dtype=bool)
+        maxs = np.asarray([s in ("max", "lmax") for s in kinds], dtype=bool)
+        with_kll = [j for j, t in enumerate(ts) if t.kll]
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             schema = batch.schema
             order, starts = _segments(batch, n_group)
+            ends = np.r_[starts[1:], batch.num_rows]
+            first = order[starts]
+            group_values = [batch.column(k).take(pa.array(first)).to_pylist() for k in range(n_group)]
+            keys = [tuple(g[s] for g in group_values) for s in range(len(starts))]
             parts: list[np.ndarray] = []
             for j, t in enumerate(ts):
                 col = batch.column(n_group + j)
-                parts += _numeric(col, order, starts, t) if t.kind == "numeric" else _categorical(col, order, starts, t)
+                if t.kind == "numeric":
+                    stats, x, fin = _numeric(col, order, starts, t)
+                    parts += stats
+                    if t.kll:
+                        slot = with_kll.index(j)
+                        for s, key in enumerate(keys):
+                            kept = sketches.setdefault(key, [None] * len(with_kll))
+                            if kept[slot] is None:
+                                kept[slot] = kll_doubles_sketch(kll_k)
+                            seg_x, seg_fin = x[starts[s]:ends[s]], fin[starts[s]:ends[s]]
+                            if seg_fin.any():
+                                kept[slot].update(np.ascontiguousarray(seg_x[seg_fin]))
+                else:
+                    parts += _categorical(col, order, starts, t)
             values = np.vstack(parts).T if parts else np.zeros((len(starts), 0))
-            if mins is None:
-                kinds = [s for t in ts for s in t.stats()]
-                mins = np.asarray([s in ("min", "lmin") for s in kinds], dtype=bool)
-                maxs = np.asarray([s in ("max", "lmax") for s in kinds], dtype=bool)
-            first = order[starts]
-            group_values = [batch.column(k).take(pa.array(first)).to_pylist() for k in range(n_group)]
-            for s in range(len(starts)):
-                key = tuple(g[s] for g in group_values)
+            for s, key in enumerate(keys):
                 v = values[s]
                 if key in acc:
                     a = acc[key]
@@ -211,35 +230,54 @@ def batch_function(ts: Sequence[Target], n_group: int):
                     acc[key] = merged
                 else:
                     acc[key] = v.copy()
-                    keys[key] = list(key)
         if schema is None or not acc:
             return
         fields = [schema.field(k) for k in range(n_group)]
-        out_schema = pa.schema([*fields, pa.field(VALUES, pa.list_(pa.float64()))])
-        cols = [pa.array([keys[k][g] for k in acc], type=fields[g].type) for g in range(n_group)]
+        out_schema = pa.schema([*fields, pa.field(VALUES, pa.list_(pa.float64())),
+                                pa.field(SKETCHES, pa.list_(pa.binary()))])
+        cols = [pa.array([k[g] for k in acc], type=fields[g].type) for g in range(n_group)]
         cols.append(pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())))
+        cols.append(pa.array([[sk.serialize() for sk in sketches.get(k, [])] for k in acc], type=pa.list_(pa.binary())))
         yield pa.RecordBatch.from_arrays(cols, schema=out_schema)
 
     return run
 
 
-def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str) -> dict[str, dict]:
+def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int = 200) -> dict[str, dict]:
     """``{group key: {"p{i}__stat": value}}`` for the targets, from one ``mapInArrow`` pass over ``grouped``,
-    whose string column ``key`` names each row's group (``spark_audit.profile.profiler.group_key``)."""
+    whose string column ``key`` names each row's group (``spark_audit.profile.profiler.group_key``). A
+    target's KLL sketch, when it keeps one, is ``p{i}__kll`` (the binary format Spark's writes)."""
+    from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     from spark_audit.names import col as _c
 
     layout = Layout.of(ts, prefix)
+    with_kll = [t for t in ts if t.kll]
     sel = [F.col(key)]
     sel += [(_c(t.name).cast("double") if t.kind == "numeric" else _c(t.name).cast("string")).alias(f"__sa_t{k}")
             for k, t in enumerate(ts)]
     df = grouped.select(*sel)
-    out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False)])
-    rows = df.mapInArrow(batch_function(tuple(ts), 1), out_schema).collect()
+    out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False),
+                               T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False)])
+    rows = df.mapInArrow(batch_function(tuple(ts), 1, kll_k), out_schema).collect()
     merged: dict[str, np.ndarray] = {}
+    kept: dict[str, list] = {}
     for r in rows:
+        name = r[key]
         v = np.asarray(r[VALUES], dtype=float)
-        merged[r[key]] = layout.merge(merged[r[key]], v) if r[key] in merged else v
-    return {k: layout.as_row(v) for k, v in merged.items()}
+        merged[name] = layout.merge(merged[name], v) if name in merged else v
+        parts = [kll_doubles_sketch.deserialize(bytes(b)) for b in r[SKETCHES]]
+        if name not in kept:
+            kept[name] = parts
+        else:
+            for a, b in zip(kept[name], parts, strict=True):
+                a.merge(b)
+    out = {}
+    for name, v in merged.items():
+        row = layout.as_row(v)
+        for t, sk in zip(with_kll, kept.get(name, []), strict=True):
+            row[f"{prefix}{t.index}__kll"] = sk.serialize()
+        out[name] = row
+    return out

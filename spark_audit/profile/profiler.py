@@ -30,7 +30,7 @@ W_START = "__sa_window_start"
 W_END = "__sa_window_end"
 MODEL_VERSION = "__sa_model_version"
 PROFILE = "p"  # the profile's namespace in the scan
-# "arrow": columns profiled on reference bins get their statistics from one mapInArrow pass
+# "arrow": numeric and string columns get their statistics from one mapInArrow pass
 # (spark_audit.profile.arrow_scan); "spark": as aggregate functions in the scan (for executors that cannot
 # run Python with numpy and pyarrow)
 DEFAULT_ENGINE = os.environ.get("SPARK_AUDIT_ENGINE", "arrow")
@@ -147,8 +147,8 @@ def profile_groups(
 
     ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
     ``sketches`` says which columns keep a KLL / HLL sketch (``spark_audit.profile.exprs.Sketches``);
-    the rest of the aggregation runs as generated code. With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) the
-    columns profiled on ``bins`` get their statistics from one ``mapInArrow`` pass instead
+    the rest of the aggregation runs as generated code. With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) numeric
+    and string columns get their statistics (and KLL sketches) from one ``mapInArrow`` pass instead
     (``spark_audit.profile.arrow_scan``, which says why); ``"spark"`` keeps them in the aggregation.
     """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
@@ -167,7 +167,7 @@ def profile_groups(
         rows = [r.asDict() for r in aggregated.collect()]
     if arrow:
         binned = arrow_scan.arrow_stats(grouped.withColumn(GROUP_KEY, group_key(group_cols)), GROUP_KEY, arrow,
-                                        PROFILE + "__")
+                                        PROFILE + "__", kll_k=kll_k)
         for row in rows:
             name = row.pop(GROUP_KEY)
             if name not in binned:  # the two passes read the same rows; a group missing from one is a bug
