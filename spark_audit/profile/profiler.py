@@ -146,10 +146,10 @@ def profile_groups(
     expressions in the same aggregation; each group keeps the parts' states.
 
     ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
-    ``sketches`` says which columns keep a KLL / HLL sketch (``spark_audit.profile.exprs.Sketches``);
-    the rest of the aggregation runs as generated code. With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) numeric
-    and string columns get their statistics (and KLL sketches) from one ``mapInArrow`` pass instead
-    (``spark_audit.profile.arrow_scan``, which says why); ``"spark"`` keeps them in the aggregation.
+    ``sketches`` says which columns keep a KLL / HLL sketch (``spark_audit.profile.exprs.Sketches``).
+    With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) numeric and string columns get their
+    statistics (and KLL sketches) from one ``mapInArrow`` pass instead (``spark_audit.profile.arrow_scan``,
+    which says why); ``"spark"`` keeps them in the aggregation.
     """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
