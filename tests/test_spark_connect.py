@@ -37,6 +37,15 @@ FORBIDDEN = {
 }
 
 
+def test_python_on_executors_only_in_the_arrow_pass():
+    """One deliberate exception to "no Python on the hot path": the profile's vectorised Arrow pass
+    (mapInArrow is Spark Connect safe; spark_audit/profile/arrow_scan.py says why it is there). Nothing
+    else may run Python on the executors."""
+    users = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                   if re.search(r"\.mapInArrow\(", p.read_text(encoding="utf-8")))
+    assert users == ["spark_audit/profile/arrow_scan.py"], users
+
+
 def test_package_uses_no_classic_only_spark_api():
     hits = []
     files = sorted(PACKAGE.rglob("*.py"))
