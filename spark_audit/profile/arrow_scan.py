@@ -108,7 +108,7 @@ class Layout:
 
 
 def _segments(batch, n_group: int):
-    """Sort the batch's rows by group: (order, segment starts, one row index per segment)."""
+    """Sort the batch's rows by group: (the sorting permutation, the start of each group's run in it)."""
     import pyarrow.compute as pc
 
     codes = np.zeros(batch.num_rows, dtype=np.int64)
