@@ -203,3 +203,19 @@ def test_the_spec_and_contracts_share_one_yaml_reader(tmp_path):
         load_spec(p)
     with pytest.raises(SpecError, match="did you mean 'timestamp_column'"):
         parse_spec({**MINIMAL, "source": {"path": "/t", "timestamp_colum": "ts"}})
+
+
+def test_profile_sketch_options():
+    """profile.kll / profile.hll: defaults keep the spec's hash; other values change what the scan keeps."""
+    plain = parse_spec(MINIMAL)
+    assert (plain.profile.kll, plain.profile.hll) == ("auto", "categorical")
+    assert plain.profile.sketches().hll == ("categorical",) and plain.profile.sketches().kll == "auto"
+    same = parse_spec({**MINIMAL, "profile": {"kll": "auto", "hll": "categorical"}})
+    assert same.spec_hash() == plain.spec_hash()
+    every = parse_spec({**MINIMAL, "profile": {"kll": "always", "hll": "all"}})
+    assert every.spec_hash() != plain.spec_hash()
+    assert every.profile.sketches().kll == "always" and "numeric" in every.profile.sketches().hll
+    assert parse_spec({**MINIMAL, "profile": {"hll": "none"}}).profile.sketches().hll == ()
+    with pytest.raises(SpecError) as e:
+        parse_spec({**MINIMAL, "profile": {"kll": "sometimes"}})
+    assert "profile.kll" in str(e.value) and "auto, always" in str(e.value)
