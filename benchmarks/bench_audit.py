@@ -130,17 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             "reference build": lambda: build_references(spark, spec, progress=ref_progress),
             "audit (whole)": audit,
         }
-        wall = {n: [] for n in contenders}
-        for r in range(args.repeats + 1):
-            names_ = list(contenders)
-            order = names_[r % len(names_):] + names_[:r % len(names_)]
-            for n in order:
-                t = time.perf_counter()
-                contenders[n]()
-                dt = time.perf_counter() - t
-                print(f"[{time.perf_counter() - t0:6.0f}s] round {r} {n}: {dt:.1f}s", file=sys.stderr, flush=True)
-                if r:
-                    wall[n].append(dt)
+        wall, _ = bp.run_contenders(contenders, args.repeats, bp.JvmCpu(spark),
+                                    lambda m: print(f"[{time.perf_counter() - t0:6.0f}s] {m}", file=sys.stderr,
+                                                    flush=True))
         med = {n: statistics.median(v) for n, v in wall.items()}
         prof = statistics.median(profiling[1:])
         bare_a, bare_r = med["bare windowed scan, audited days"], med["bare windowed scan, reference days"]

@@ -189,9 +189,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
         acc: dict[tuple, np.ndarray] = {}
         sketches: dict[tuple, list] = {}
         schema = None
-        kinds = [s for t in ts for s in t.stats()]
-        mins = np.asarray([s in ("min", "lmin") for s in kinds], dtype=bool)
-        maxs = np.asarray([s in ("max", "lmax") for s in kinds], dtype=bool)
+        layout = Layout.of(ts, "")
         with_kll = [j for j, t in enumerate(ts) if t.kll]
         for batch in batches:
             if batch.num_rows == 0:
@@ -221,15 +219,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
                     parts += _categorical(col, order, starts, t)
             values = np.vstack(parts).T if parts else np.zeros((len(starts), 0))
             for s, key in enumerate(keys):
-                v = values[s]
-                if key in acc:
-                    a = acc[key]
-                    merged = a + v
-                    merged[mins] = np.minimum(a[mins], v[mins])
-                    merged[maxs] = np.maximum(a[maxs], v[maxs])
-                    acc[key] = merged
-                else:
-                    acc[key] = v.copy()
+                acc[key] = layout.merge(acc[key], values[s]) if key in acc else values[s].copy()
         if schema is None or not acc:
             return
         fields = [schema.field(k) for k in range(n_group)]
