@@ -7,6 +7,7 @@ strings, values outside the reference's categories and a group whose column is a
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta, timezone
 
@@ -66,7 +67,8 @@ def _close(a, b, path):
         assert a == b, path
 
 
-def test_arrow_pass_matches_spark_aggregates(spark, frames):
+def test_arrow_pass_matches_spark_aggregates(spark, frames, caplog):
+    caplog.set_level(logging.DEBUG, logger="spark_audit.profile.arrow_scan")
     ref, cur = frames
     cols = resolve_columns(cur.schema, [("x", None), ("cat", None), ("k", None)])
     [base] = profile_groups(ref, cols, Grouping(model_version="1"), top_k=3)
@@ -78,6 +80,9 @@ def test_arrow_pass_matches_spark_aggregates(spark, frames):
     fast = profile_groups(cur, cols, grouping, engine="arrow", **kw)
     slow = profile_groups(cur, cols, grouping, engine="spark", **kw)
     assert [g.key for g in fast] == [g.key for g in slow] and len(fast) == 6
+    # three tasks each saw (nearly) every group; the merge stage hands the driver one row per group
+    assert cur.rdd.getNumPartitions() == 3
+    assert "arrow pass: 6 row(s) reached the driver" in caplog.text
     for f, s in zip(fast, slow, strict=True):
         assert f.profile.row_count == s.profile.row_count
         for name in ("x", "cat", "k"):

@@ -17,13 +17,15 @@ semantics (finite values for moments and bins, -0.0 == 0.0, NaN apart from null,
 code points), so ``column_from_row`` reads either; ``tests/test_arrow_scan.py`` checks the two
 against each other.
 
-Each task returns one row per group it saw, with the statistics as one array; the driver merges
-those partial rows (sums add, minima and maxima take the extreme), which is a few hundred small
-rows at most, not data.
+Each task returns one row per group it saw, with the statistics as one array. A second, small stage
+hashes those partial rows by group and merges them (sums add, minima and maxima take the extreme,
+sketches merge), so the driver receives one row per group: its memory grows with groups x columns,
+not with the number of tasks.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +34,7 @@ import numpy as np
 from spark_audit.profile.exprs import ColumnSpec, Sketches
 from spark_audit.profile.state import Bins
 
+log = logging.getLogger(__name__)
 INF = float("inf")
 VALUES = "__sa_values"
 SKETCHES = "__sa_sketches"
@@ -233,6 +236,45 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
     return run
 
 
+def merge_function(ts: Sequence[Target]):
+    """The ``mapInArrow`` function of the merge stage: the partial rows of the groups hashed to this task
+    (every partial row of a group lands in the same task), merged into one row per group."""
+
+    def run(batches: Iterator) -> Iterator:
+        import pyarrow as pa
+        from datasketches import kll_doubles_sketch
+
+        layout = Layout.of(ts, "")
+        acc: dict[str, np.ndarray] = {}
+        kept: dict[str, list] = {}
+        schema = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            schema = batch.schema
+            names = batch.column(0).to_pylist()
+            width = len(layout.keys)
+            values = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, width)
+            sketches = batch.column(2).to_pylist()
+            for name, v, sk in zip(names, values, sketches, strict=True):
+                acc[name] = layout.merge(acc[name], v) if name in acc else v.copy()
+                parts = [kll_doubles_sketch.deserialize(b) for b in sk]
+                if name not in kept:
+                    kept[name] = parts
+                else:
+                    for a, b in zip(kept[name], parts, strict=True):
+                        a.merge(b)
+        if schema is None:
+            return
+        yield pa.RecordBatch.from_arrays([
+            pa.array(list(acc), type=schema.field(0).type),
+            pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())),
+            pa.array([[s.serialize() for s in kept[k]] for k in acc], type=pa.list_(pa.binary())),
+        ], schema=schema)
+
+    return run
+
+
 def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int = 200) -> dict[str, dict]:
     """``{group key: {"p{i}__stat": value}}`` for the targets, from one ``mapInArrow`` pass over ``grouped``,
     whose string column ``key`` names each row's group (``spark_audit.profile.profiler.group_key``). A
@@ -251,7 +293,13 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
     df = grouped.select(*sel)
     out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False),
                                T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False)])
-    rows = df.mapInArrow(batch_function(tuple(ts), 1, kll_k), out_schema).collect()
+    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k), out_schema)
+    # one partial row per (task, group): merged on the executors, grouped by the group's name, so the
+    # driver receives one row per group whatever the number of tasks
+    merged_rows = partial.repartition(key).mapInArrow(merge_function(tuple(ts)), out_schema)
+    rows = merged_rows.collect()
+    log.debug("arrow pass: %d row(s) reached the driver, %d statistic(s) and %d sketch byte(s)", len(rows),
+              sum(len(r[VALUES]) for r in rows), sum(len(b) for r in rows for b in r[SKETCHES]))
     merged: dict[str, np.ndarray] = {}
     kept: dict[str, list] = {}
     for r in rows:
