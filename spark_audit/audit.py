@@ -219,8 +219,10 @@ def profile_reference(
         pca_means = [float(base.profile.columns[n].mean) for n in pca_names]
         pca_stds = [float(base.profile.columns[n].std) for n in pca_names]
         pca_parts = [multivariate.moments_part(pca_names, pca_means, pca_stds)] if len(pca_names) > 1 else []
+        # no HLL here: the reference keeps the first pass's distinct counts (``whole`` below), and a
+        # sketch would keep this scan from being code-generated (``Sketches``)
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers, sketches=spec.profile.sketches(),
+                                centers=centers, sketches=replace(spec.profile.sketches(), hll=()),
                                 parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
         # with a version column the audit judges each version's volume against that version's own
         by_version = table_checks.count_by_version(df, replace(
