@@ -1,21 +1,32 @@
-"""Benchmark the column profiler against a bare one-pass aggregate and ``df.summary()``.
+"""Benchmark spark-audit's profiles against a bare scan and the peers a user would pick instead.
 
 Not a test: a script that prints timings measured side by side in one run.
 
-    python benchmarks/bench_profile.py                      # default size (~10 minutes on 2 shared cores)
-    python benchmarks/bench_profile.py --rows 200000 --repeats 3   # quick check
-    python benchmarks/bench_profile.py --variants           # also time profile variants
-                                                            # (no KLL, no HLL, ...) to find the cost
+    python benchmarks/bench_profile.py                          # 1M rows x 50 columns, with the peers
+    python benchmarks/bench_profile.py --rows 10000000 --peers '' --no-summary --repeats 1   # rows scaling
+    python benchmarks/bench_profile.py --columns 200 --peers '' --no-summary                  # columns scaling
+    python benchmarks/bench_profile.py --variants --peers ''    # also the profile as Spark aggregates, ...
 
-It generates a wide table (double columns with NaN/nulls/zeros, string columns
-with ~50 skewed categories, a timestamp over 7 days), writes it as Delta to a
-temporary folder and reads it back. Nothing is cached: every timed run scans
-the Delta table's Parquet files again (the OS page cache may hold them, which
-is the same for every contender). Each contender gets one untimed warm-up, then
-``--repeats`` timed runs; runs are interleaved round-robin (with the order
-rotated each round) so a burst of noise on the shared machine hits all
-contenders alike. Medians and ratios of medians are what to read; single
-timings on a 2-core shared machine are not.
+It generates a wide table (double columns with NaN/nulls/zeros, string columns with ~50 skewed
+categories, a timestamp over 7 days), writes it as Delta to a temporary folder and reads it back.
+Nothing is cached: every timed run scans the Delta table's Parquet files again (the OS page cache may
+hold them, which is the same for every contender). Contenders:
+
+1. a bare ``count/min/max/sum`` scan of every column (``count/max(length)`` of strings), and
+2. the same grouped by 1-day windows: the floors;
+3. spark-audit's profile of the whole table (KLL for numbers, HLL and exact top-k for strings);
+4. spark-audit's reference profile: (3), then the 1-day windows on the bins it gives;
+5. spark-audit's audit scan: 1-day windows on the reference's bins, with top-k, the row-hash sketch
+   and the PCA reconstruction error;
+6. ``df.summary()``;
+7. whylogs and 8. Deequ's ``ColumnProfilerRunner`` (``--peers``), each in its own virtualenv
+   (``benchmarks/peers/setup.sh``) as a subprocess reading the same Parquet files; each warms up in its
+   own process on a few rows and reports the seconds of its profile.
+
+Each in-process contender gets one untimed warm-up, then ``--repeats`` timed runs, interleaved
+round-robin with the order rotated each round, so a burst of noise on the shared machine hits all
+contenders alike. Medians and ratios of medians are what to read; the "ns per row x column" column
+compares runs at other sizes (linear cost keeps it constant).
 """
 
 from __future__ import annotations
@@ -38,9 +49,12 @@ from pyspark.sql import functions as F  # noqa: E402
 from spark_audit import multivariate, table_checks  # noqa: E402
 from spark_audit.drift.compare import reference_bins  # noqa: E402
 from spark_audit.profile import Grouping, profile_groups, resolve_columns  # noqa: E402
-from spark_audit.profile.exprs import ColumnSpec, hll_agg, kll_agg, profile_exprs  # noqa: E402
+from spark_audit.profile.exprs import ColumnSpec, Sketches, hll_agg, kll_agg, profile_exprs  # noqa: E402
+from spark_audit.profile.profiler import with_group_columns  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
 
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
+PEER_VENVS = os.path.join(PEERS, ".venvs")
 DAY_SECONDS = 86_400
 START_EPOCH = 1_735_689_600  # 2025-01-01T00:00:00Z
 
@@ -50,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=1_000_000, help="rows in the table (default 1,000,000)")
     p.add_argument("--numeric", type=int, default=40, help="double columns (default 40)")
     p.add_argument("--strings", type=int, default=10, help="string columns (default 10)")
+    p.add_argument("--columns", type=int, help="all columns, 80%% double and 20%% string (overrides the two above)")
     p.add_argument("--categories", type=int, default=50, help="distinct values per string column (default 50)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per contender (default 3)")
     p.add_argument("--files", type=int, default=8, help="Parquet files written (default 8)")
@@ -57,18 +72,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--driver-memory", default="4g", help="spark.driver.memory (default 4g)")
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--kll-k", type=int, default=200)
-    p.add_argument("--no-summary", action="store_true", help="skip df.summary() (the slowest contender)")
+    p.add_argument("--no-summary", action="store_true", help="skip df.summary()")
+    p.add_argument("--peers", default="whylogs,deequ",
+                   help="peer profilers timed as subprocesses in their own virtualenvs (benchmarks/peers/README.md); "
+                        "'' for none (default whylogs,deequ)")
+    p.add_argument("--peer-venvs", default=os.environ.get("SPARK_AUDIT_PEER_VENVS", PEER_VENVS),
+                   help=f"folder holding the peers' virtualenvs, one per tool (default {PEER_VENVS})")
     p.add_argument(
         "--variants",
         action="store_true",
         help="also time the profile aggregation without KLL, without HLL, without both, ... to see what costs",
     )
-    p.add_argument("--audit-only", action="store_true",
-                   help="time only the bare scan and the audit's scan (6-8): what the scan parts cost")
     p.add_argument("--pca-features", type=int, default=20,
                    help="numeric features in the audit's PCA reconstruction-error part (default 20, the cap)")
     p.add_argument("--keep", metavar="DIR", help="write the table here and keep it (default: a temp folder, removed)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.columns:
+        args.numeric = round(args.columns * 0.8)
+        args.strings = args.columns - args.numeric
+    return args
 
 
 # --------------------------------------------------------------------------- data
@@ -148,38 +170,68 @@ def variant_exprs(cols: list[ColumnSpec], kll_k: int, drop: tuple[str, ...]) -> 
 
 
 class JvmCpu:
-    """CPU seconds (user + system) used so far by the Spark JVM, read from /proc.
+    """CPU seconds (user + system) used so far by the Spark JVM and its child processes (the Python
+    workers of the Arrow pass), read from /proc.
 
-    In local mode the driver JVM runs the tasks too, so this is the work a
-    contender costs, much less sensitive than wall time to other processes
-    competing for the 2 cores. None where /proc is not there.
+    In local mode the driver JVM runs the tasks too, so this is the work a contender costs, much less
+    sensitive than wall time to other processes competing for the 2 cores. Living descendants are
+    summed (PySpark reuses its workers), each with the children it reaped. None where /proc is not there.
     """
 
     def __init__(self, spark: SparkSession) -> None:
-        self.path: str | None = None
+        self.pid: int | None = None
         try:
-            pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
-            path = f"/proc/{pid}/stat"
-            if os.path.exists(path):
-                self.path = path
+            pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+            if os.path.exists(f"/proc/{pid}/stat"):
+                self.pid = pid
                 self.tick = os.sysconf("SC_CLK_TCK")
         except Exception:  # not local, or no /proc
-            self.path = None
+            self.pid = None
+
+    @staticmethod
+    def _stat(pid: int) -> list[str] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
 
     def __call__(self) -> float | None:
-        if self.path is None:
+        if self.pid is None:
             return None
-        with open(self.path) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime (fields 14, 15)
+        stats = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and (st := self._stat(int(name))) is not None:
+                stats[int(name)] = st
+        children: dict[int, list[int]] = {}
+        for pid, st in stats.items():
+            children.setdefault(int(st[1]), []).append(pid)  # field 4: ppid
+        me = stats.get(self.pid)
+        if me is None:
+            return None
+        ticks, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            st = stats[pid]
+            # utime, stime (fields 14, 15), and cutime, cstime (16, 17): the children it reaped
+            ticks += int(st[11]) + int(st[12]) + int(st[13]) + int(st[14])
+            todo += children.get(pid, [])
+        return ticks / self.tick
+
+
+class Reported(float):
+    """What a contender returns when it timed itself: a peer in its own process, whose start-up (a JVM,
+    its own untimed warm-up) is not the profile's cost. Its CPU is not read."""
 
 
 def run_contenders(
-    contenders: dict[str, Callable[[], object]], repeats: int, cpu: JvmCpu, log: Callable[[str], None]
+    contenders: dict[str, Callable[[], object]], repeats: int, cpu: JvmCpu, log: Callable[[str], None],
+    warm_up: bool = True,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and JVM CPU seconds of each contender's timed runs."""
+    """Wall and CPU seconds of each contender's timed runs (a ``Reported`` return replaces the wall
+    time, and has no CPU time)."""
     names = list(contenders)
-    for name in names:  # one untimed warm-up each (JIT, Delta snapshot, codegen)
+    for name in names if warm_up else ():  # one untimed warm-up each (JIT, Delta snapshot, codegen)
         t0 = time.perf_counter()
         contenders[name]()
         log(f"  warm-up {name:<40} {time.perf_counter() - t0:8.2f}s")
@@ -190,10 +242,10 @@ def run_contenders(
         for name in order:
             c0 = cpu()
             t0 = time.perf_counter()
-            contenders[name]()
-            wall[name].append(time.perf_counter() - t0)
+            got = contenders[name]()
+            wall[name].append(float(got) if isinstance(got, Reported) else time.perf_counter() - t0)
             c1 = cpu()
-            if c0 is not None and c1 is not None:
+            if c0 is not None and c1 is not None and not isinstance(got, Reported):
                 cpus[name].append(c1 - c0)
         log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n.split(' ')[0]}={wall[n][-1]:.2f}s" for n in names))
     return wall, cpus
@@ -205,13 +257,13 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
     width = max(len(n) for n in wall)
     lines = [
         f"{'contender':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}  {'x bare':>7}"
-        f"  {'JVM cpu s':>9}  {'cpu x bare':>10}"
+        f"  {'cpu s':>9}  {'cpu x bare':>10}"
     ]
     lines.append("-" * len(lines[0]))
     for name, ts in wall.items():
         med = statistics.median(ts)
         row = f"{name:<{width}}  {med:9.2f}  {min(ts):7.2f}  {max(ts):7.2f}  {med / base:7.2f}"
-        if cbase:
+        if cbase and cpus[name]:
             cmed = statistics.median(cpus[name])
             row += f"  {cmed:9.2f}  {cmed / cbase:10.2f}"
         lines.append(row)
@@ -231,6 +283,46 @@ def _audit_setup(df: DataFrame, cols: list[ColumnSpec], pca_features: int, kll_k
                              parts=[multivariate.moments_part(names, means, stds)])
     pca = multivariate.reference_extras(names, means, stds, [whole], whole)["pca"]
     return bins, centers, pca
+
+
+PEER_WARMUP_ROWS = 10_000
+
+
+class Peer:
+    """A peer profiler timed in its own virtualenv and process (``benchmarks/peers/<tool>_profile.py``):
+    it reads the same Delta table's Parquet files, warms up on a few rows, profiles the same columns
+    once and reports its own seconds. The warm-up round of ``run_contenders`` is skipped: the peer
+    warms up in every process it starts."""
+
+    def __init__(self, tool: str, n: int, args: argparse.Namespace, path: str, names: list[str],
+                 log: Callable[[str], None]) -> None:
+        self.tool, self.path, self.names, self.log = tool, path, names, log
+        self.label = f"{7 + n} {tool} (own virtualenv)"
+        self.venv = os.path.join(args.peer_venvs, tool)
+        python = os.path.join(self.venv, "bin", "python")
+        self.python = python if os.path.exists(python) else None
+        self.script = os.path.join(PEERS, f"{tool}_profile.py")
+        self.driver_memory = args.driver_memory
+        self.versions = ""
+        self.calls = 0
+
+    def __call__(self) -> Reported:
+        import json
+        import subprocess
+
+        self.calls += 1
+        if self.calls == 1:
+            return Reported(0.0)
+        cmd = [self.python, self.script, "--parquet", self.path, "--columns", ",".join(self.names),
+               "--repeats", "1", "--warmup-rows", str(PEER_WARMUP_ROWS), "--driver-memory", self.driver_memory]
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_PYTHON")}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3 * 3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.tool} failed ({done.returncode}): {done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        self.versions = ", ".join(f"{k} {v}" for k, v in result.items()
+                                  if k in ("version", "pyspark", "deequ", "java") and v)
+        return Reported(float(result["seconds"][0]))
 
 
 # --------------------------------------------------------------------------- main
@@ -271,53 +363,55 @@ def main(argv: list[str] | None = None) -> int:
         unwindowed = Grouping(model_version="1")
         daily = Grouping(timestamp_column="ts", window="1 day", model_version="1")
         bare = "1 bare scan (count/min/max/sum)"
-        floor = "1a bare scan + KLL/HLL sketches only"
-        agg = "2 profile, aggregation only"
-        full = "3 profile_groups, unwindowed"
-        windowed = "4 profile_groups, 1-day windows"
-        summ = "5 df.summary()"
+        bare_w = "2 bare scan, 1-day windows"
+        prof = "3 spark-audit profile (KLL, HLL, top-k)"
+        ref = "4 spark-audit reference profile (2 passes)"
+        audit = "5 spark-audit audit scan (1-day windows, bins)"
+        summ = "6 df.summary()"
+        table_part = table_checks.part(df.columns, "ts")
+        audit_bins, audit_centers, pca = _audit_setup(df, cols, args.pca_features, kll_k)  # untimed
+
+        def windowed_bare() -> object:
+            g = with_group_columns(df, daily)
+            return g.groupBy(*daily.columns()).agg(*bare_exprs(df, names)).collect()
+
+        def reference_profile() -> object:
+            """What ``build_reference`` scans: the whole reference (KLL for its bins, HLL, top-k), then its
+            1-day windows on those bins (exact counts, the row-hash sketch; no column sketch)."""
+            [base] = profile_groups(df, cols, unwindowed, top_k=k, kll_k=kll_k, sketches=Sketches())
+            bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 20))}
+            centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+            return profile_groups(df, cols, daily, bins=bins, centers=centers, top_k=0, kll_k=kll_k,
+                                  sketches=Sketches(hll=()), parts=[table_part])
+
         contenders: dict[str, Callable[[], object]] = {
             bare: lambda: df.agg(*bare_exprs(df, names)).collect(),
-            floor: lambda: df.agg(*sketch_floor_exprs(df, names, kll_k)).collect(),
-            agg: lambda: df.agg(*profile_exprs(cols, kll_k=kll_k)).collect(),
-            full: lambda: profile_groups(df, cols, unwindowed, top_k=k, kll_k=kll_k),
-            windowed: lambda: profile_groups(df, cols, daily, top_k=k, kll_k=kll_k),
+            bare_w: windowed_bare,
+            prof: lambda: profile_groups(df, cols, unwindowed, top_k=k, kll_k=kll_k, sketches=Sketches()),
+            ref: reference_profile,
+            # what ``run_audit`` scans: the windows on the reference's bins and centres, top-k, string HLL,
+            # the row-hash sketch and newest row, the PCA reconstruction error
+            audit: lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers, top_k=k,
+                                          kll_k=kll_k, sketches=Sketches(),
+                                          parts=[table_part, multivariate.error_part(pca)]),
         }
-        # the audit's scan: the windowed profile on the reference's exact bins, then with the other scan
-        # parts an audit adds (the row-hash sketch and newest row; the PCA reconstruction error)
-        audit_bins, audit_centers, pca = _audit_setup(df, cols, args.pca_features, kll_k)
-        on_bins = "6 audit profile on reference bins, 1-day windows"
-        with_table = "7 = 6 + row-hash HLL + newest row"
-        with_pca = f"8 = 7 + PCA error ({len(pca['features'])} features)"
-        table_part = table_checks.part(df.columns, "ts")
-        contenders[on_bins] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
-                                                     top_k=k, kll_k=kll_k)
-        contenders[with_table] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
-                                                        top_k=k, kll_k=kll_k, parts=[table_part])
-        contenders[with_pca] = lambda: profile_groups(df, cols, daily, bins=audit_bins, centers=audit_centers,
-                                                      top_k=k, kll_k=kll_k,
-                                                      parts=[table_part, multivariate.error_part(pca)])
-        if args.audit_only:
-            contenders = {n: f for n, f in contenders.items() if n in (bare, on_bins, with_table, with_pca)}
-        elif not args.no_summary:
+        if not args.no_summary:
             contenders[summ] = lambda: df.select(*names).summary().collect()
+        peers = [Peer(tool, n, args, path, names, log) for n, tool in enumerate(t for t in args.peers.split(",") if t)]
+        for peer in peers:
+            if peer.python:
+                contenders[peer.label] = peer
+            else:
+                log(f"{peer.tool}: not run, no virtualenv at {peer.venv} (benchmarks/peers/setup.sh makes it)")
         if args.variants:
-            for label, drop in [
-                ("v no KLL", ("kll",)),
-                ("v no HLL", ("hll",)),
-                ("v no KLL, no HLL", ("kll", "hll")),
-                ("v no NaN/inf/zero counts", ("nan", "pinf", "ninf", "zeros")),
-            ]:
-                exprs = variant_exprs(cols, kll_k, drop)
-                contenders[label] = lambda e=exprs: df.agg(*e).collect()
-            contenders["v KLL only"] = lambda: df.agg(
-                *[e for e in profile_exprs(cols, kll_k=kll_k) if alias_of(e).endswith("__kll")]
-            ).collect()
-            contenders["v HLL only"] = lambda: df.agg(
-                *[e for e in profile_exprs(cols, kll_k=kll_k) if alias_of(e).endswith("__hll")]
-            ).collect()
+            agg = "v profile as Spark aggregates (the engine before the Arrow pass)"
+            contenders["v bare scan + KLL/HLL sketches only"] = lambda: df.agg(
+                *sketch_floor_exprs(df, names, kll_k)).collect()
+            contenders[agg] = lambda: df.agg(*profile_exprs(cols, kll_k=kll_k)).collect()
+            contenders["v profile, engine spark"] = lambda: profile_groups(df, cols, unwindowed, top_k=k,
+                                                                          kll_k=kll_k, engine="spark")
             contenders["v top-k pass only"] = lambda: _top_k_only(df, cols, unwindowed, k)
-            # fixed cost: building ~600 expressions over py4j, planning, codegen; Parquet stats skip every row group
+            # fixed cost: building the expressions over py4j, planning; Parquet stats skip every row group
             none = df.where(F.col("id") < 0)
             contenders["v profile agg on 0 rows (fixed cost)"] = lambda: none.agg(
                 *profile_exprs(cols, kll_k=kll_k)
@@ -331,42 +425,37 @@ def main(argv: list[str] | None = None) -> int:
         cmed = {n: statistics.median(t) for n, t in cpus.items() if t}
 
         def ratio(a: str, b: str, target: str = "") -> str:
-            line = f"{med[a] / med[b]:5.2f}x wall"
+            line = f"{med[a] / med[b]:6.2f}x wall"
             if a in cmed and b in cmed:
-                line += f", {cmed[a] / cmed[b]:5.2f}x JVM cpu"
+                line += f", {cmed[a] / cmed[b]:5.2f}x cpu"
             return line + (f"   ({target})" if target else "")
 
+        cells = args.rows * len(names)
+        versions = [f"{p.label}: {p.versions}" for p in peers if p.versions]
         out = [
             f"Spark {spark.version}, master {spark.sparkContext.master}, "
             f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}",
             f"rows {args.rows:,}; columns {args.numeric} double + {args.strings} string "
             f"({args.categories} categories) + ts over 7 days; {size_mb:.0f} MiB Parquet in Delta, "
             f"{df.rdd.getNumPartitions()} scan partitions",
-            f"repeats {args.repeats} (after 1 untimed warm-up each); top_k={k}, kll_k={kll_k}",
+            f"repeats {args.repeats} (after 1 untimed warm-up each; a peer warms up in its own process on "
+            f"{PEER_WARMUP_ROWS:,} rows and reports its own time); top_k={k}, kll_k={kll_k}",
+            *versions,
             "",
             *table(times, cpus, bare),
             "",
-        ]
-        if agg in med:
-            out += [
-                f"profile aggregation / bare scan : {ratio(agg, bare, 'target <= 2x')}",
-                f"bare + sketches / bare scan     : "
-                f"{ratio(floor, bare, 'the floor for any profile with these sketches')}",
-                f"profile aggregation / bare + sketches : {ratio(agg, floor)}",
-                f"profile_groups full / bare scan : {ratio(full, bare)}",
-            ]
-        out += [
-            f"audit profile on bins / bare    : {ratio(on_bins, bare)}",
-            f"row-hash HLL + newest row       : {ratio(with_table, on_bins)}",
-            f"PCA error part                  : {ratio(with_pca, with_table, 'target <= 1.15x')}",
-            f"audit scan, all parts / bare    : {ratio(with_pca, bare)}",
+            f"{'contender':<48} {'ns per row x column':>20}",
+            *[f"{n:<48} {med[n] / cells * 1e9:20.1f}" for n in contenders],
+            "",
+            f"spark-audit profile / bare scan          : {ratio(prof, bare)}",
+            f"audit scan / bare scan, 1-day windows    : {ratio(audit, bare_w, 'target <= 2.0x')}",
+            f"reference profile / bare, 1-day windows  : {ratio(ref, bare_w, 'target <= 3.0x')}",
         ]
         if summ in med:
-            out += [
-                f"summary() / profile aggregation : {ratio(summ, agg, 'target >= 10x')}",
-                f"summary() / profile_groups full : {ratio(summ, full)}",
-                f"summary() / bare + sketches     : {ratio(summ, floor, 'the most any such profile can reach')}",
-            ]
+            out.append(f"summary() / spark-audit profile         : {ratio(summ, prof, 'target >= 5x')}")
+        for peer in peers:
+            if peer.label in med:
+                out.append(f"{peer.tool + ' / spark-audit profile':<41}: {ratio(peer.label, prof, 'target > 1x')}")
         out += ["", f"wall time of the whole run: {total:.0f}s"]
         print("\n".join(out), flush=True)
     finally:
