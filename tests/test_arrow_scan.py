@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spark_audit.drift.compare import reference_bins
-from spark_audit.profile import Grouping, profile_groups, resolve_columns
+from spark_audit.profile import Grouping, arrow_scan, profile_groups, profiler, resolve_columns
 from spark_audit.profile.arrow_scan import Layout, Target
 from spark_audit.profile.exprs import ALL_SKETCHES, Sketches
 
@@ -162,3 +162,28 @@ def test_arrow_pass_without_bins_matches_spark_and_keeps_kll(spark, frames):
                 # two KLL sketches of the same values: their medians' ranks differ by at most both errors
                 med = sa.get_quantile(0.5)
                 assert abs(sb.get_rank(med) - 0.5) <= 2 * sa.normalized_rank_error(False) + 1e-9
+
+
+def test_top_k_from_the_arrow_pass_and_from_spark_past_the_cap(spark, frames, monkeypatch):
+    """Exact top-k: counted in the Arrow pass (no second scan); a column with more distinct values than
+    ``TOP_CAP`` in a task goes to Spark's grouped count instead. All three give the same values."""
+    _, cur = frames
+    cols = resolve_columns(cur.schema, [("x", None), ("cat", None)])
+    grouping = Grouping(timestamp_column="ts", window="1 day", slices=("region",), model_version="1")
+    asked: list[list[str]] = []
+    real = profiler.top_k_counts
+
+    def spy(df, columns, group_cols, k):
+        asked.append([c.name for c in columns])
+        return real(df, columns, group_cols, k)
+
+    monkeypatch.setattr(profiler, "top_k_counts", spy)
+    runs = [profile_groups(cur, cols, grouping, top_k=3, engine="spark", sketches=Sketches()),
+            profile_groups(cur, cols, grouping, top_k=3, engine="arrow", sketches=Sketches())]
+    monkeypatch.setattr(arrow_scan, "TOP_CAP", 2)  # 'cat' has 5 distinct values
+    runs.append(profile_groups(cur, cols, grouping, top_k=3, engine="arrow", sketches=Sketches()))
+    assert asked == [["cat"], [], ["cat"]]
+    slow, fast, capped = ([(g.key, g.profile.columns["cat"].top, g.profile.columns["cat"].top_k) for g in r]
+                          for r in runs)
+    assert fast == slow == capped and len(slow) == 6
+    assert all(len(top) == 3 and k == 3 for _, top, k in slow)

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 INF = float("inf")
 VALUES = "__sa_values"
 SKETCHES = "__sa_sketches"
+TOPS = "__sa_tops"
+# distinct values a task counts per (group, string column) before it gives the column's top-k up to
+# Spark's exact grouped count (``profiler.top_k_counts``): an ID-like column costs a shuffle, not memory
+TOP_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Target:
     categories: tuple[str, ...] = ()
     center: float = 0.0
     kll: bool = False  # also a KLL quantile sketch of the finite values
+    top: int = 0  # a string column's exact top-k values, when the column's distinct values allow (TOP_CAP)
 
     def stats(self) -> list[str]:
         if self.kind == "numeric":
@@ -60,10 +65,10 @@ class Target:
 
 
 def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, centers: Mapping[str, float] | None,
-            sketches: Sketches) -> list[Target]:
+            sketches: Sketches, top_k: int = 0) -> list[Target]:
     """The columns the Arrow pass takes: numbers (with their reference edges when there are some, and a KLL
-    sketch where ``sketches`` keeps one) and strings (with their reference categories, if any). Booleans,
-    timestamps and the HLL sketches stay in the Spark aggregation."""
+    sketch where ``sketches`` keeps one) and strings (with their reference categories, if any, and their
+    ``top_k`` values). Booleans, timestamps and the HLL sketches stay in the Spark aggregation."""
     out = []
     for i, c in enumerate(columns):
         b = (bins or {}).get(c.name)
@@ -72,7 +77,7 @@ def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, cent
                               center=float((centers or {}).get(c.name) or 0.0), kll=sketches.kll_for(c, b)))
         elif c.kind == "categorical":
             cats = tuple(b.categories) if b is not None and b.categories is not None else ()
-            out.append(Target(i, c.name, "categorical", categories=cats))
+            out.append(Target(i, c.name, "categorical", categories=cats, top=max(0, top_k)))
     return out
 
 
@@ -181,19 +186,60 @@ def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[
     return [*stats, *counts.T.astype(np.float64)]
 
 
-def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
+def _value_counts(col, order: np.ndarray, starts: np.ndarray, counters: list[dict | None]) -> None:
+    """Add the batch's non-null values, counted per segment, to ``counters`` (one dict per segment; None
+    once that group's column has more than ``TOP_CAP`` distinct values: it stays None)."""
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col)
+    width = len(enc.dictionary)
+    if width == 0:
+        return
+    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[order]
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    keep = idx >= 0
+    codes = seg[keep] * width + idx[keep]
+    if len(starts) * width <= 4 * len(order) + 1024:
+        counts = np.bincount(codes, minlength=len(starts) * width)
+        present = np.flatnonzero(counts)
+        counts = counts[present]
+    else:
+        present, counts = np.unique(codes, return_counts=True)
+    values = enc.dictionary.to_pylist()
+    for code, n in zip(present.tolist(), counts.tolist(), strict=True):
+        s, v = divmod(code, width)
+        c = counters[s]
+        if c is not None:
+            c[values[v]] = c.get(values[v], 0) + n
+
+
+def _top(counter: dict | None, k: int) -> str | None:
+    """The counter's k most frequent values (ties by value, as Spark orders strings) as JSON; None (not
+    counted) stays None."""
+    import json
+
+    if counter is None:
+        return None
+    return json.dumps(dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:k]))
+
+
+def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap: int = TOP_CAP):
     """The ``mapInArrow`` function: per task, one row per group seen: the group columns, the statistics as
     one array, and the KLL sketches (serialised, one per target that keeps one) as another."""
 
     def run(batches: Iterator) -> Iterator:
+        import json
+
         import pyarrow as pa
         from datasketches import kll_doubles_sketch
 
         acc: dict[tuple, np.ndarray] = {}
         sketches: dict[tuple, list] = {}
+        values_of: dict[tuple, list[dict | None]] = {}  # per group: one value counter per target with top
         schema = None
         layout = Layout.of(ts, "")
         with_kll = [j for j, t in enumerate(ts) if t.kll]
+        with_top = [j for j, t in enumerate(ts) if t.top]
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -220,6 +266,13 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
                                 kept[slot].update(np.ascontiguousarray(seg_x[seg_fin]))
                 else:
                     parts += _categorical(col, order, starts, t)
+                    if t.top:
+                        slot = with_top.index(j)
+                        counters = [values_of.setdefault(key, [{} for _ in with_top])[slot] for key in keys]
+                        _value_counts(col, order, starts, counters)
+                        for key, c in zip(keys, counters, strict=True):
+                            if c is not None and len(c) > top_cap:
+                                values_of[key][slot] = None
             values = np.vstack(parts).T if parts else np.zeros((len(starts), 0))
             for s, key in enumerate(keys):
                 acc[key] = layout.merge(acc[key], values[s]) if key in acc else values[s].copy()
@@ -227,10 +280,13 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200):
             return
         fields = [schema.field(k) for k in range(n_group)]
         out_schema = pa.schema([*fields, pa.field(VALUES, pa.list_(pa.float64())),
-                                pa.field(SKETCHES, pa.list_(pa.binary()))])
+                                pa.field(SKETCHES, pa.list_(pa.binary())), pa.field(TOPS, pa.list_(pa.string()))])
         cols = [pa.array([k[g] for k in acc], type=fields[g].type) for g in range(n_group)]
         cols.append(pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())))
         cols.append(pa.array([[sk.serialize() for sk in sketches.get(k, [])] for k in acc], type=pa.list_(pa.binary())))
+        # every value a task counted (no top-k cut here: only the group's merged counts can be cut exactly)
+        cols.append(pa.array([[None if c is None else json.dumps(c) for c in values_of.get(k, [])] for k in acc],
+                             type=pa.list_(pa.string())))
         yield pa.RecordBatch.from_arrays(cols, schema=out_schema)
 
     return run
@@ -241,12 +297,16 @@ def merge_function(ts: Sequence[Target]):
     (every partial row of a group lands in the same task), merged into one row per group."""
 
     def run(batches: Iterator) -> Iterator:
+        import json
+
         import pyarrow as pa
         from datasketches import kll_doubles_sketch
 
         layout = Layout.of(ts, "")
+        tops = [t.top for t in ts if t.top]
         acc: dict[str, np.ndarray] = {}
         kept: dict[str, list] = {}
+        counted: dict[str, list[dict | None]] = {}
         schema = None
         for batch in batches:
             if batch.num_rows == 0:
@@ -256,8 +316,16 @@ def merge_function(ts: Sequence[Target]):
             width = len(layout.keys)
             values = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, width)
             sketches = batch.column(2).to_pylist()
-            for name, v, sk in zip(names, values, sketches, strict=True):
+            for name, v, sk, top in zip(names, values, sketches, batch.column(3).to_pylist(), strict=True):
                 acc[name] = layout.merge(acc[name], v) if name in acc else v.copy()
+                mine = counted.setdefault(name, [{} for _ in tops])
+                for slot, text in enumerate(top):
+                    if text is None or mine[slot] is None:
+                        mine[slot] = None
+                        continue
+                    c = mine[slot]
+                    for value, n in json.loads(text).items():
+                        c[value] = c.get(value, 0) + n
                 parts = [kll_doubles_sketch.deserialize(b) for b in sk]
                 if name not in kept:
                     kept[name] = parts
@@ -270,6 +338,8 @@ def merge_function(ts: Sequence[Target]):
             pa.array(list(acc), type=schema.field(0).type),
             pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())),
             pa.array([[s.serialize() for s in kept[k]] for k in acc], type=pa.list_(pa.binary())),
+            pa.array([[_top(c, k_) for c, k_ in zip(counted[k], tops, strict=True)] for k in acc],
+                     type=pa.list_(pa.string())),
         ], schema=schema)
 
     return run
@@ -278,8 +348,11 @@ def merge_function(ts: Sequence[Target]):
 def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int = 200) -> dict[str, dict]:
     """``{group key: {"p{i}__stat": value}}`` for the targets, from one ``mapInArrow`` pass over ``grouped``,
     whose string column ``key`` names each row's group (``spark_audit.profile.profiler.group_key``). A
-    target's KLL sketch, when it keeps one, is ``p{i}__kll`` (the binary format Spark's writes)."""
-    from datasketches import kll_doubles_sketch
+    target's KLL sketch, when it keeps one, is ``p{i}__kll`` (the binary format Spark's writes); a string
+    target's top values, when it counts them, ``p{i}__top`` (``{value: count}``, or None where a group had
+    more than ``TOP_CAP`` distinct values in one task: Spark counts those)."""
+    import json
+
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -292,30 +365,25 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
             for k, t in enumerate(ts)]
     df = grouped.select(*sel)
     out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False),
-                               T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False)])
-    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k), out_schema)
+                               T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False),
+                               T.StructField(TOPS, T.ArrayType(T.StringType(), True), False)])
+    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k, TOP_CAP), out_schema)  # the cap read here
     # one partial row per (task, group): merged on the executors, grouped by the group's name, so the
     # driver receives one row per group whatever the number of tasks
     merged_rows = partial.repartition(key).mapInArrow(merge_function(tuple(ts)), out_schema)
     rows = merged_rows.collect()
     log.debug("arrow pass: %d row(s) reached the driver, %d statistic(s) and %d sketch byte(s)", len(rows),
               sum(len(r[VALUES]) for r in rows), sum(len(b) for r in rows for b in r[SKETCHES]))
-    merged: dict[str, np.ndarray] = {}
-    kept: dict[str, list] = {}
+    with_top = [t for t in ts if t.top]
+    out: dict[str, dict] = {}
     for r in rows:
         name = r[key]
-        v = np.asarray(r[VALUES], dtype=float)
-        merged[name] = layout.merge(merged[name], v) if name in merged else v
-        parts = [kll_doubles_sketch.deserialize(bytes(b)) for b in r[SKETCHES]]
-        if name not in kept:
-            kept[name] = parts
-        else:
-            for a, b in zip(kept[name], parts, strict=True):
-                a.merge(b)
-    out = {}
-    for name, v in merged.items():
-        row = layout.as_row(v)
-        for t, sk in zip(with_kll, kept.get(name, []), strict=True):
-            row[f"{prefix}{t.index}__kll"] = sk.serialize()
+        if name in out:  # the merge stage hashed every partial row of a group to one task
+            raise RuntimeError(f"the Arrow pass's merge stage returned group {name} twice")
+        row = layout.as_row(np.asarray(r[VALUES], dtype=float))
+        for t, b in zip(with_kll, r[SKETCHES], strict=True):
+            row[f"{prefix}{t.index}__kll"] = bytes(b)
+        for t, text in zip(with_top, r[TOPS], strict=True):
+            row[f"{prefix}{t.index}__top"] = None if text is None else json.loads(text)
         out[name] = row
     return out

@@ -2,9 +2,11 @@
 
 The scan: one ``groupBy(window, slices, model_version).agg(...)`` with every
 column's expressions plus every scan part's (``spark_audit.scan``: contract rules,
-quality metrics, table checks, ...), so they share the scan. Exact top-k of
-categorical columns is the only other pass: one grouped count over all
-categorical columns at once. Coarser groups (all slices of a window) are merged
+quality metrics, table checks, ...), so they share the scan. With the Arrow engine,
+numbers and strings (their statistics and exact top-k) come from one ``mapInArrow``
+pass (``spark_audit.profile.arrow_scan``); only string columns with more than
+``arrow_scan.TOP_CAP`` distinct values in a task get their top-k from a grouped count
+over those columns at once. Coarser groups (all slices of a window) are merged
 from the finest ones in Python, not rescanned.
 """
 
@@ -154,7 +156,8 @@ def profile_groups(
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
-    arrow = arrow_scan.targets(columns, bins, centers, sketches) if (engine or DEFAULT_ENGINE) == "arrow" else []
+    arrow = arrow_scan.targets(columns, bins, centers, sketches, top_k) if (engine or DEFAULT_ENGINE) == "arrow" \
+        else []
     profile = ScanPart(PROFILE, tuple(profile_exprs(columns, prefix=PROFILE + "__", kll_k=kll_k, bins=bins,
                                                     centers=centers, sketches=sketches,
                                                     elsewhere=frozenset(t.name for t in arrow))))
@@ -173,13 +176,20 @@ def profile_groups(
             if name not in binned:  # the two passes read the same rows; a group missing from one is a bug
                 raise RuntimeError(f"the Arrow pass saw no rows of group {name}, which the aggregation counted")
             row.update(binned[name])
-    tops = top_k_counts(grouped, columns, group_cols, top_k)
+    # top-k: counted in the Arrow pass, except for columns with too many distinct values there (and for
+    # the "spark" engine): those get Spark's exact grouped count
+    counted = {t.name: f"{PROFILE}__{t.index}__top" for t in arrow if t.top}
+    arrow_tops = [{c: row.pop(k) for c, k in counted.items()} for row in rows]
+    by_spark = [c for c in columns if c.kind == "categorical"
+                and (c.name not in counted or any(t[c.name] is None for t in arrow_tops))]
+    tops = top_k_counts(grouped, by_spark, group_cols, top_k)
     results = []
-    for row in rows:
+    for row, from_arrow in zip(rows, arrow_tops, strict=True):
         n, cols = profiles_from_row(columns, row, bins=bins, centers=centers)
         gk = tuple(row[g] for g in group_cols)
-        for name, values in tops.get(gk, {}).items():
-            cols[name] = replace(cols[name], top=values, top_k=top_k)
+        for name, values in [*from_arrow.items(), *tops.get(gk, {}).items()]:
+            if values:  # None: counted by Spark; {}: no value (as a group missing from Spark's count)
+                cols[name] = replace(cols[name], top=values, top_k=top_k)
         for name, c in cols.items():
             if c.kind == "categorical" and not c.top_k:
                 cols[name] = replace(c, top_k=top_k)
