@@ -119,7 +119,8 @@ def make_table(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
         s = F.concat(F.lit(f"s{j}_cat_"), F.lpad(idx.cast("string"), 3, "0"))
         s = F.when(u < 0.01, F.lit(None).cast("string")).when(u < 0.012, F.lit("")).otherwise(s)
         cols.append(s.alias(f"str_{j:02d}"))
-    ts = F.timestamp_seconds(F.lit(START_EPOCH) + F.floor(F.rand(seed=5) * 7 * DAY_SECONDS).cast("long"))
+    days = getattr(args, "days", 7)
+    ts = F.timestamp_seconds(F.lit(START_EPOCH) + F.floor(F.rand(seed=5) * days * DAY_SECONDS).cast("long"))
     return base.select(F.col("id"), ts.alias("ts"), *cols)
 
 
@@ -321,7 +322,7 @@ class Peer:
             raise RuntimeError(f"{self.tool} failed ({done.returncode}): {done.stderr[-3000:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
         self.versions = ", ".join(f"{k} {v}" for k, v in result.items()
-                                  if k in ("version", "pyspark", "deequ", "java") and v)
+                                  if k in ("version", "pydeequ", "pyspark", "java") and v)
         return Reported(float(result["seconds"][0]))
 
 
