@@ -75,7 +75,9 @@ class Captured(logging.Handler):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     folder = tempfile.mkdtemp(prefix="bench-driver-")
-    spark = get_spark("local[2]", app_name="bench-driver", extra_conf={"spark.driver.memory": "4g"})
+    spark = get_spark("local[2]", app_name="bench-driver", extra_conf={"spark.driver.memory": "4g",
+                                                                           # small splits: many tasks, as on a cluster
+                                                                           "spark.sql.files.maxPartitionBytes": "16m"})
     spark.sparkContext.setLogLevel("ERROR")
     handler = Captured()
     logger = logging.getLogger("spark_audit.profile.arrow_scan")
