@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peers", default="whylogs,deequ",
                    help="peer profilers timed as subprocesses in their own virtualenvs (benchmarks/peers/README.md); "
                         "'' for none (default whylogs,deequ)")
+    p.add_argument("--peer-repeats", type=int, default=1,
+                   help="timed runs of each peer, in the first rounds (default 1: Deequ took 700 s at 1M x 50)")
+    p.add_argument("--peer-driver-memory", default="12g",
+                   help="a peer's spark.driver.memory (default 12g; Deequ's profiler ran out of 4g at 1M x 50)")
     p.add_argument("--peer-venvs", default=os.environ.get("SPARK_AUDIT_PEER_VENVS", PEER_VENVS),
                    help=f"folder holding the peers' virtualenvs, one per tool (default {PEER_VENVS})")
     p.add_argument(
@@ -252,8 +256,14 @@ def run_contenders(
     return wall, cpus
 
 
+def median(xs: list[float]) -> float:
+    """The median of the runs that finished (a failed peer run is NaN); NaN when none did."""
+    done = [x for x in xs if x == x]
+    return statistics.median(done) if done else float("nan")
+
+
 def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str) -> list[str]:
-    base = statistics.median(wall[floor])
+    base = median(wall[floor])
     cbase = statistics.median(cpus[floor]) if cpus[floor] else None
     width = max(len(n) for n in wall)
     lines = [
@@ -262,8 +272,9 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
     ]
     lines.append("-" * len(lines[0]))
     for name, ts in wall.items():
-        med = statistics.median(ts)
-        row = f"{name:<{width}}  {med:9.2f}  {min(ts):7.2f}  {max(ts):7.2f}  {med / base:7.2f}"
+        med = median(ts)
+        done = [t for t in ts if t == t] or [float("nan")]
+        row = f"{name:<{width}}  {med:9.2f}  {min(done):7.2f}  {max(done):7.2f}  {med / base:7.2f}"
         if cbase and cpus[name]:
             cmed = statistics.median(cpus[name])
             row += f"  {cmed:9.2f}  {cmed / cbase:10.2f}"
@@ -303,8 +314,10 @@ class Peer:
         python = os.path.join(self.venv, "bin", "python")
         self.python = python if os.path.exists(python) else None
         self.script = os.path.join(PEERS, f"{tool}_profile.py")
-        self.driver_memory = args.driver_memory
+        self.driver_memory = args.peer_driver_memory
+        self.repeats = args.peer_repeats
         self.versions = ""
+        self.errors: list[str] = []
         self.calls = 0
 
     def __call__(self) -> Reported:
@@ -312,14 +325,17 @@ class Peer:
         import subprocess
 
         self.calls += 1
-        if self.calls == 1:
-            return Reported(0.0)
+        if self.calls == 1 or self.calls > 1 + self.repeats:  # no warm-up round; at most --peer-repeats runs
+            return Reported(0.0 if self.calls == 1 else float("nan"))
         cmd = [self.python, self.script, "--parquet", self.path, "--columns", ",".join(self.names),
                "--repeats", "1", "--warmup-rows", str(PEER_WARMUP_ROWS), "--driver-memory", self.driver_memory]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_PYTHON")}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3 * 3600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{self.tool} failed ({done.returncode}): {done.stderr[-3000:]}")
+        if done.returncode != 0:  # kept as a result: a peer that cannot profile this table at this memory
+            lines = [ln for ln in done.stderr.splitlines() if "Error" in ln or "Exception" in ln]
+            self.errors.append(lines[0].strip()[:300] if lines else f"exit code {done.returncode}")
+            self.log(f"{self.tool} failed: {self.errors[-1]}")
+            return Reported(float("nan"))
         result = json.loads(done.stdout.strip().splitlines()[-1])
         self.versions = ", ".join(f"{k} {v}" for k, v in result.items()
                                   if k in ("version", "pydeequ", "pyspark", "java") and v)
@@ -422,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         times, cpus = run_contenders(contenders, args.repeats, JvmCpu(spark), log)
         total = time.perf_counter() - t_start
 
-        med = {n: statistics.median(t) for n, t in times.items()}
+        med = {n: median(t) for n, t in times.items()}
         cmed = {n: statistics.median(t) for n, t in cpus.items() if t}
 
         def ratio(a: str, b: str, target: str = "") -> str:
@@ -439,8 +455,9 @@ def main(argv: list[str] | None = None) -> int:
             f"rows {args.rows:,}; columns {args.numeric} double + {args.strings} string "
             f"({args.categories} categories) + ts over 7 days; {size_mb:.0f} MiB Parquet in Delta, "
             f"{df.rdd.getNumPartitions()} scan partitions",
-            f"repeats {args.repeats} (after 1 untimed warm-up each; a peer warms up in its own process on "
-            f"{PEER_WARMUP_ROWS:,} rows and reports its own time); top_k={k}, kll_k={kll_k}",
+            f"repeats {args.repeats} (after 1 untimed warm-up each; a peer runs in the first {args.peer_repeats} "
+            f"round(s), warms up in its own process on {PEER_WARMUP_ROWS:,} rows and reports its own time, "
+            f"driver memory {args.peer_driver_memory}); top_k={k}, kll_k={kll_k}",
             *versions,
             "",
             *table(times, cpus, bare),
@@ -457,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         for peer in peers:
             if peer.label in med:
                 out.append(f"{peer.tool + ' / spark-audit profile':<41}: {ratio(peer.label, prof, 'target > 1x')}")
+            if peer.errors:
+                out.append(f"{peer.tool} failed in {len(peer.errors)} run(s): {peer.errors[0]}")
         out += ["", f"wall time of the whole run: {total:.0f}s"]
         print("\n".join(out), flush=True)
     finally:
