@@ -110,6 +110,35 @@ def spark_builder(app_name: str, args: argparse.Namespace, extra: dict[str, str]
     return b
 
 
+def read_columns(spark, files: list[str], args: argparse.Namespace):
+    """The Parquet files as one DataFrame, and the columns to profile (``--columns``, default all); a
+    column (or ``--window-column``) the data lacks stops the script."""
+    full = spark.read.parquet(*files)
+    cols = [c.strip() for c in args.columns.split(",") if c.strip()] or list(full.columns)
+    missing = [c for c in cols + ([args.window_column] if args.window_column else []) if c not in full.columns]
+    if missing:
+        raise SystemExit(f"columns not in the data: {missing}")
+    return full, cols
+
+
+def time_runs(args: argparse.Namespace, warm_up, run, what: str):
+    """``warm_up()`` once (untimed, when ``--warmup-rows``), then ``--repeats`` timed ``run()``: (warm-up
+    seconds or None, the runs' seconds, the last run's result, e.g. its number of windows)."""
+    warmup = None
+    if args.warmup_rows > 0:
+        t0 = time.perf_counter()
+        warm_up()
+        warmup = time.perf_counter() - t0
+        log(f"warm-up on {args.warmup_rows:,} rows of {what}: {warmup:.2f}s")
+    seconds, last = [], None
+    for i in range(args.repeats):
+        t0 = time.perf_counter()
+        last = run()
+        seconds.append(round(time.perf_counter() - t0, 3))
+        log(f"run {i + 1}/{args.repeats}: {seconds[-1]:.2f}s" + (f" ({last} windows)" if last else ""))
+    return warmup, seconds, last
+
+
 def java_version() -> str:
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
     try:

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, list_parquet_files, log, parse_args, spark_builder, warn_java  # noqa: E402
+from _common import emit, list_parquet_files, log, parse_args, read_columns, spark_builder, time_runs, warn_java  # noqa: E402
 
 # Deequ builds that resolve on Maven Central, by Spark minor version. PyDeequ 1.7.0's own mapping
 # (2.0.21-spark-3.5, 2.0.18-spark-4.1) names versions that Maven Central does not serve here.
@@ -92,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_builder("peer-deequ", args, conf).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        full = spark.read.parquet(*files)
-        cols = [c.strip() for c in args.columns.split(",") if c.strip()] or list(full.columns)
-        missing = [c for c in cols + ([args.window_column] if args.window_column else []) if c not in full.columns]
-        if missing:
-            raise SystemExit(f"columns not in the data: {missing}")
+        full, cols = read_columns(spark, files, args)
 
         def profile(df):
             builder = ColumnProfilerRunner(spark).onData(df)
@@ -118,19 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 profile(df.where(F.to_date(F.col(args.window_column)) == F.lit(d)).select(*cols))
             return len(days)
 
-        warmup = None
-        if args.warmup_rows > 0:
-            t0 = time.perf_counter()
-            profile(spark.read.parquet(files[0]).limit(args.warmup_rows).select(*cols))
-            warmup = time.perf_counter() - t0
-            log(f"warm-up on {args.warmup_rows:,} rows of {os.path.basename(files[0])}: {warmup:.2f}s")
-
-        seconds, windows = [], None
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            windows = run(full)
-            seconds.append(round(time.perf_counter() - t0, 3))
-            log(f"run {i + 1}/{args.repeats}: {seconds[-1]:.2f}s" + (f" ({windows} windows)" if windows else ""))
+        warmup, seconds, windows = time_runs(
+            args, lambda: profile(spark.read.parquet(files[0]).limit(args.warmup_rows).select(*cols)),
+            lambda: run(full), os.path.basename(files[0]))
 
         if args.check:
             result = profile(full.select(args.check))
@@ -154,23 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"check {args.check} per window (numRecords, mean): {per_day}")
 
         rows = full.count()
-        emit(
-            {
-                "tool": "deequ",
-                "version": deequ_version,
-                "pydeequ": pydeequ.__version__,
-                "pyspark": pyspark.__version__,
-                "java": java,
-                "seconds": seconds,
-                "warmup_seconds": None if warmup is None else round(warmup, 3),
-                "rows": rows,
-                "columns": len(cols),
-                "windowed": bool(args.window_column),
-                "windows": windows,
-                "files": len(files),
-                "kll": own.kll,
-            }
-        )
+        emit(result("deequ", deequ_version, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
+                    files, pydeequ=pydeequ.__version__, kll=own.kll))
     finally:
         spark.stop()
     return 0

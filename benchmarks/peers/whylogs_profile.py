@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")  # no telemetry call (the network is closed anyway)
 # whylogs' variance merge warns (numpy RuntimeWarning) on every batch of a column with NaN; the
@@ -32,7 +31,7 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")  # no telemetry call (the 
 os.environ.setdefault("PYTHONWARNINGS", "ignore::RuntimeWarning,ignore::FutureWarning")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, list_parquet_files, log, parse_args, spark_builder, warn_java  # noqa: E402
+from _common import emit, list_parquet_files, log, parse_args, read_columns, result, spark_builder, time_runs, warn_java  # noqa: E402
 
 DAY_COLUMN = "_day"
 
@@ -53,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_builder("peer-whylogs", args).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        full = spark.read.parquet(*files)
-        cols = [c.strip() for c in args.columns.split(",") if c.strip()] or list(full.columns)
-        missing = [c for c in cols + ([args.window_column] if args.window_column else []) if c not in full.columns]
-        if missing:
-            raise SystemExit(f"columns not in the data: {missing}")
+        full, cols = read_columns(spark, files, args)
 
         def prepare(df):
             if args.window_column:
@@ -82,20 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                     view.get_column(name).to_summary_dict()
             return len(segments)
 
-        warmup = None
-        if args.warmup_rows > 0:
-            t0 = time.perf_counter()
-            run(prepare(spark.read.parquet(files[0]).limit(args.warmup_rows)))
-            warmup = time.perf_counter() - t0
-            log(f"warm-up on {args.warmup_rows:,} rows of {os.path.basename(files[0])}: {warmup:.2f}s")
-
         df = prepare(full)
-        seconds, windows = [], None
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            windows = run(df)
-            seconds.append(round(time.perf_counter() - t0, 3))
-            log(f"run {i + 1}/{args.repeats}: {seconds[-1]:.2f}s" + (f" ({windows} windows)" if windows else ""))
+        warmup, seconds, windows = time_runs(
+            args, lambda: run(prepare(spark.read.parquet(files[0]).limit(args.warmup_rows))),
+            lambda: run(df), os.path.basename(files[0]))
 
         if args.check:
             view = collect_dataset_profile_view(full.select(args.check))
@@ -120,21 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"check {args.check} per window (counts/n, mean): {dict(sorted(per_day.items()))}")
 
         rows = full.count()
-        emit(
-            {
-                "tool": "whylogs",
-                "version": whylogs.__version__,
-                "pyspark": pyspark.__version__,
-                "java": java,
-                "seconds": seconds,
-                "warmup_seconds": None if warmup is None else round(warmup, 3),
-                "rows": rows,
-                "columns": len(cols),
-                "windowed": bool(args.window_column),
-                "windows": windows,
-                "files": len(files),
-            }
-        )
+        emit(result("whylogs", whylogs.__version__, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
+                    files))
     finally:
         spark.stop()
     return 0
