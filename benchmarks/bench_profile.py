@@ -250,7 +250,9 @@ def run_contenders(
             got = contenders[name]()
             wall[name].append(float(got) if isinstance(got, Reported) else time.perf_counter() - t0)
             c1 = cpu()
-            if c0 is not None and c1 is not None and not isinstance(got, Reported):
+            # a Python worker that exited between the readings takes its CPU time with it when nobody
+            # waited for it: a negative difference says so, and is not kept
+            if c0 is not None and c1 is not None and not isinstance(got, Reported) and c1 >= c0:
                 cpus[name].append(c1 - c0)
         log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n.split(' ')[0]}={wall[n][-1]:.2f}s" for n in names))
     return wall, cpus
@@ -275,7 +277,7 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
         med = median(ts)
         done = [t for t in ts if t == t] or [float("nan")]
         row = f"{name:<{width}}  {med:9.2f}  {min(done):7.2f}  {max(done):7.2f}  {med / base:7.2f}"
-        if cbase and cpus[name]:
+        if cbase and cpus[name]:  # read as a hint: a worker's exit can also shrink a positive difference
             cmed = statistics.median(cpus[name])
             row += f"  {cmed:9.2f}  {cmed / cbase:10.2f}"
         lines.append(row)
