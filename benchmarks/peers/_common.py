@@ -179,6 +179,15 @@ def warn_java(pyspark_version: str) -> str:
     return version
 
 
+def report(tool: str, version: str, pyspark: str, java: str, warmup: float | None, seconds: list[float],
+           rows: int, cols: list[str], args: argparse.Namespace, windows, files: list[str], **extra) -> dict:
+    """What a script reports: the tool, its versions, the timed runs and what they profiled."""
+    return {"tool": tool, "version": version, **{k: v for k, v in extra.items() if k != "kll"}, "pyspark": pyspark,
+            "java": java, "seconds": seconds, "warmup_seconds": None if warmup is None else round(warmup, 3),
+            "rows": rows, "columns": len(cols), "windowed": bool(args.window_column), "windows": windows,
+            "files": len(files), **({"kll": extra["kll"]} if "kll" in extra else {})}
+
+
 def emit(result: dict) -> None:
     """The one JSON line on (the original) stdout."""
     out = _RESULT_OUT or sys.stdout

@@ -35,7 +35,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, list_parquet_files, log, parse_args, read_columns, spark_builder, time_runs, warn_java  # noqa: E402
+from _common import emit, list_parquet_files, log, parse_args, read_columns, report, spark_builder, time_runs, warn_java  # noqa: E402
 
 # Deequ builds that resolve on Maven Central, by Spark minor version. PyDeequ 1.7.0's own mapping
 # (2.0.21-spark-3.5, 2.0.18-spark-4.1) names versions that Maven Central does not serve here.
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"check {args.check} per window (numRecords, mean): {per_day}")
 
         rows = full.count()
-        emit(result("deequ", deequ_version, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
+        emit(report("deequ", deequ_version, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
                     files, pydeequ=pydeequ.__version__, kll=own.kll))
     finally:
         spark.stop()

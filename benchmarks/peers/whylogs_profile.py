@@ -31,7 +31,7 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")  # no telemetry call (the 
 os.environ.setdefault("PYTHONWARNINGS", "ignore::RuntimeWarning,ignore::FutureWarning")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, list_parquet_files, log, parse_args, read_columns, result, spark_builder, time_runs, warn_java  # noqa: E402
+from _common import emit, list_parquet_files, log, parse_args, read_columns, report, spark_builder, time_runs, warn_java  # noqa: E402
 
 DAY_COLUMN = "_day"
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"check {args.check} per window (counts/n, mean): {dict(sorted(per_day.items()))}")
 
         rows = full.count()
-        emit(result("whylogs", whylogs.__version__, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
+        emit(report("whylogs", whylogs.__version__, pyspark.__version__, java, warmup, seconds, rows, cols, args, windows,
                     files))
     finally:
         spark.stop()
