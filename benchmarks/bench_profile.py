@@ -284,11 +284,17 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
     return lines
 
 
+def fitted(base) -> tuple[dict, dict]:
+    """What a reference profile gives the scans after it: each column's 20 quantile bins and its mean."""
+    cols = base.profile.columns
+    return ({n: b for n, c in cols.items() if (b := reference_bins(c, 20))},
+            {n: c.mean for n, c in cols.items() if c.mean is not None})
+
+
 def _audit_setup(df: DataFrame, cols: list[ColumnSpec], pca_features: int, kll_k: int):
     """What an audit gets from its reference (untimed): exact bins, centres and the fitted PCA."""
     [base] = profile_groups(df, cols, Grouping(model_version="1"), top_k=0, kll_k=kll_k)
-    bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 20))}
-    centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+    bins, centers = fitted(base)
     numeric = [c.name for c in cols if c.kind == "numeric" and (base.profile.columns[c.name].std or 0) > 0]
     names = numeric[:min(pca_features, multivariate.MAX_FEATURES)]
     means = [float(base.profile.columns[n].mean) for n in names]
@@ -398,8 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             """What ``build_reference`` scans: the whole reference (KLL for its bins, HLL, top-k), then its
             1-day windows on those bins (exact counts, the row-hash sketch; no column sketch)."""
             [base] = profile_groups(df, cols, unwindowed, top_k=k, kll_k=kll_k, sketches=Sketches())
-            bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 20))}
-            centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+            bins, centers = fitted(base)
             return profile_groups(df, cols, daily, bins=bins, centers=centers, top_k=0, kll_k=kll_k,
                                   sketches=Sketches(hll=()), parts=[table_part])
 

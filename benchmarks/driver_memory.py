@@ -38,7 +38,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_profile as bp  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from spark_audit.drift.compare import reference_bins  # noqa: E402
 from spark_audit.profile import Grouping, profile_groups, resolve_columns  # noqa: E402
 from spark_audit.profile.exprs import Sketches  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
@@ -97,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             names = [f"num_{j:02d}" for j in range(gen.numeric)] + [f"str_{j:02d}" for j in range(gen.strings)]
             cols = resolve_columns(df.schema, [(n, None) for n in names])
             [base] = profile_groups(df, cols, Grouping(model_version="1"), top_k=0, sketches=Sketches())
-            bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, 20))}
-            centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+            bins, centers = bp.fitted(base)
             grouping = Grouping(timestamp_column="ts", window="1 day", slices=("segment",), model_version="1")
             gc.collect()
             rss0 = _status("VmRSS")

@@ -225,7 +225,8 @@ def _top(counter: dict | None, k: int) -> str | None:
 
 def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap: int = TOP_CAP):
     """The ``mapInArrow`` function: per task, one row per group seen: the group columns, the statistics as
-    one array, and the KLL sketches (serialised, one per target that keeps one) as another."""
+    one array, the KLL sketches (serialised, one per target that keeps one) as another, and the value counts
+    (JSON, one per target that counts its top values; None past ``top_cap`` distinct values) as a third."""
 
     def run(batches: Iterator) -> Iterator:
         import json
@@ -313,8 +314,8 @@ def merge_function(ts: Sequence[Target]):
                 continue
             schema = batch.schema
             names = batch.column(0).to_pylist()
-            width = len(layout.keys)
-            values = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, width)
+            values = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows,
+                                                                                      len(layout.keys))
             sketches = batch.column(2).to_pylist()
             for name, v, sk, top in zip(names, values, sketches, batch.column(3).to_pylist(), strict=True):
                 acc[name] = layout.merge(acc[name], v) if name in acc else v.copy()
