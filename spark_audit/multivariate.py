@@ -34,6 +34,7 @@ from scipy.stats import norm
 
 from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
+from spark_audit.profile.arrow_scan import Extra
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
 from spark_audit.scan import ScanPart
@@ -193,13 +194,23 @@ def error_exprs(pca: dict[str, Any]) -> list[Column]:
 
 
 def moments_part(names: Sequence[str], means: Sequence[float], stds: Sequence[float]) -> ScanPart:
-    """The reference's scan part: cross-moments of the standardised features (sums)."""
-    return ScanPart("m", tuple(cross_moment_exprs(names, means, stds)))
+    """The reference's scan part: cross-moments of the standardised features (sums); on the Arrow
+    engine a matrix product per batch in the Arrow pass, else ``cross_moment_exprs``."""
+    p = len(names)
+    extra = Extra("moments", tuple(f"{M}{i}_{j}" for i in range(p) for j in range(i, p)), tuple(names),
+                  means=tuple(float(m) for m in means), stds=tuple(float(s) for s in stds))
+    return ScanPart("m", (), arrow=(extra,), spark_twin=lambda: cross_moment_exprs(names, means, stds))
 
 
 def error_part(pca: dict[str, Any]) -> ScanPart:
-    """The audit's scan part: sum and sum of squares of each row's reconstruction error."""
-    return ScanPart("r", tuple(error_exprs(pca)))
+    """The audit's scan part: sum and sum of squares of each row's reconstruction error; on the Arrow
+    engine computed in the Arrow pass, else ``error_exprs``."""
+    p = len(pca["features"])
+    extra = Extra("pca_error", (R + "sum", R + "sq"), tuple(pca["features"]),
+                  means=tuple(float(m) for m in pca["means"]), stds=tuple(float(s) for s in pca["stds"]),
+                  components=tuple(tuple(float(w) for w in c) for c in
+                                   np.asarray(pca["components"], dtype=float).reshape(-1, p)))
+    return ScanPart("r", (), arrow=(extra,), spark_twin=lambda: error_exprs(pca))
 
 
 def _sums(group: GroupResult) -> tuple[float, float]:

@@ -52,6 +52,12 @@ class ScanPart:
     default the state is that dict. ``merge`` combines the states of two disjoint groups
     into the state of their union (default: every value is a sum). ``zero`` is the state
     of no rows, the neutral element of ``merge``.
+
+    ``arrow`` are statistics of the part that the profiler's Arrow pass computes instead, when
+    it runs (``spark_audit.profile.arrow_scan.Extra``: cross-moments, PCA errors, a row-hash
+    sketch), under the same names and with the same values as ``spark_twin()``, the Spark
+    aggregate expressions that compute them on the Spark engine. Built only when needed: at
+    20 features the cross-moments are 210 expressions.
     """
 
     name: str
@@ -59,6 +65,16 @@ class ScanPart:
     merge: Callable[[State, State], State] = add_states
     read: Callable[[dict[str, Any]], State] = dict
     zero: Callable[[], State] = dict
+    arrow: tuple[Any, ...] = ()
+    spark_twin: Callable[[], Sequence[Column]] | None = None
+
+    def aggregate_exprs(self, arrow: bool) -> tuple[Column, ...]:
+        """The expressions the Spark aggregation runs: ``exprs``, plus the twins of the Arrow
+        statistics when no Arrow pass runs."""
+        if arrow or not self.arrow:
+            return self.exprs
+        assert self.spark_twin is not None, f"scan part {self.name!r} has Arrow statistics and no Spark twin"
+        return (*self.exprs, *self.spark_twin())
 
     @property
     def prefix(self) -> str:

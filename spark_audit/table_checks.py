@@ -33,6 +33,7 @@ from scipy.stats import norm
 
 from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
+from spark_audit.profile.arrow_scan import Extra
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, Grouping, GroupResult, with_group_columns
 from spark_audit.profile.state import HLL_LG_K
 from spark_audit.scan import ScanPart
@@ -67,8 +68,13 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def part(columns: Sequence[str], timestamp_column: str | None = None) -> ScanPart:
     """The table checks' scan part: the row-hash sketch of ``columns`` and, with a timestamp column,
-    the newest row's time."""
-    return ScanPart("t", tuple(duplicate_exprs(columns) + newest_exprs(timestamp_column)), merge=_merge)
+    the newest row's time. On the Arrow engine the sketch comes from the Arrow pass (Spark computes
+    the same ``xxhash64`` there): ``hll_sketch_agg`` would keep the whole aggregation from being
+    code-generated (``spark_audit.profile.exprs.Sketches``), and read every column a second time."""
+    cols = tuple(columns)
+    return ScanPart("t", tuple(newest_exprs(timestamp_column)), merge=_merge,
+                    arrow=(Extra("row_hash", (ROWS_HLL,), cols, lg_k=HLL_LG_K),),
+                    spark_twin=lambda: duplicate_exprs(cols))
 
 
 def _rows_hll(group: GroupResult) -> bytes | None:

@@ -187,3 +187,55 @@ def test_top_k_from_the_arrow_pass_and_from_spark_past_the_cap(spark, frames, mo
                           for r in runs)
     assert fast == slow == capped and len(slow) == 6
     assert all(len(top) == 3 and k == 3 for _, top, k in slow)
+
+
+def test_scan_parts_computed_in_the_arrow_pass_match_their_spark_twins(spark, frames, monkeypatch):
+    """The PCA cross-moments and reconstruction errors and the row-hash sketch, computed in the Arrow pass,
+    equal what their Spark aggregate twins give: sums to round-off, the sketch's estimate exactly (the same
+    hashes reach the same HLL). On the Arrow engine the twins are never built."""
+    from datasketches import hll_sketch, hll_union
+
+    from spark_audit import multivariate, table_checks
+
+    _, cur = frames
+    cols = resolve_columns(cur.schema, [("x", None), ("cat", None)])
+    grouping = Grouping(timestamp_column="ts", window="1 day", slices=("region",), model_version="1")
+    # 'k' is no profiled column (the pass reads it for the PCA only) and is all null in one slice
+    pca = {"features": ["x", "k"], "means": [3.0, 25.0], "stds": [2.0, 14.0], "components": [[0.6, 0.8]]}
+
+    def parts():
+        return [table_checks.part(cur.columns, "ts"), multivariate.moments_part(["x", "k"], [3.0, 25.0], [2.0, 14.0]),
+                multivariate.error_part(pca)]
+
+    slow = profile_groups(cur, cols, grouping, top_k=0, sketches=Sketches(), parts=parts(), engine="spark")
+    for name in ("duplicate_exprs", "cross_moment_exprs", "error_exprs"):
+        mod = table_checks if name == "duplicate_exprs" else multivariate
+        monkeypatch.setattr(mod, name, lambda *a, _n=name: pytest.fail(f"{_n} built on the Arrow engine"))
+    fast = profile_groups(cur, cols, grouping, top_k=0, sketches=Sketches(), parts=parts(), engine="arrow")
+    assert [g.key for g in fast] == [g.key for g in slow] and len(fast) == 6
+    for f, s in zip(fast, slow, strict=True):
+        for part in ("m", "r"):
+            a, b = f.states[part], s.states[part]
+            assert a.keys() == b.keys() and len(a) == (3 if part == "m" else 2)
+            for key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9), (f.key, key)
+        assert f.states["r"]["r__sum"] > 0
+        assert f.states["t"]["t__newest"] == s.states["t"]["t__newest"]
+        # the same hashes: the union of the two sketches counts no more rows than either (different hashes
+        # would count every row twice); the estimates differ only by the order of the merges
+        n = f.profile.row_count
+        union = hll_union(12)
+        for g in (f, s):
+            union.update(hll_sketch.deserialize(bytes(g.states["t"]["t__rows_hll"])))
+        assert union.get_estimate() == pytest.approx(n, rel=0.05)  # 3 x its RSE; different hashes: 2n
+        assert table_checks.duplicate_share(f) == pytest.approx(table_checks.duplicate_share(s), abs=0.005)
+    assert any(g.states["m"]["m__0_1"] != 0 for g in fast) and any(g.states["m"]["m__1_1"] == 0 for g in fast)
+    # duplicated rows are seen as such, through the merge of the windows' sketches
+    dup = cur.unionByName(cur.limit(300))
+    [once] = overall_from(profile_groups(dup, cols, Grouping(model_version="1"), top_k=0, sketches=Sketches(),
+                                         parts=parts()[:1], engine="arrow"))
+    assert table_checks.duplicate_share(once) == pytest.approx(300 / 2300, abs=0.02)
+
+
+def overall_from(groups):
+    return profiler.overall_groups(groups)

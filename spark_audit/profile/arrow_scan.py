@@ -64,6 +64,55 @@ class Target:
         return ["nn", "empty", "lmin", "lmax", "lsum", *[f"eq{j}" for j in range(len(self.categories))]]
 
 
+@dataclass(frozen=True)
+class Extra:
+    """A scan part's statistic that the Arrow pass computes in place of Spark aggregate expressions
+    (``spark_audit.scan.ScanPart.arrow``), under the names those expressions give it, with the same value:
+
+    - ``moments``: ``names`` are the sums ``sum z_i z_j`` (i <= j, row-major) of the standardised
+      ``columns``, ``z = (x - mean) / std`` for a finite x, else 0 (``spark_audit.multivariate``);
+    - ``pca_error``: ``names`` are the sum and the sum of squares of each row's reconstruction error
+      ``|z|^2 - |P z|^2`` for the orthonormal ``components`` P;
+    - ``row_hash``: ``names[0]`` is an HLL sketch (``lg_k``) of Spark's ``xxhash64`` of ``columns``, the
+      sketch ``hll_sketch_agg`` keeps of the same hashes (an HLL sketch ignores repeated values, so each
+      batch's distinct hashes are what update it).
+
+    Pure data, so the executors' closure carries it; the Spark expressions stay with the scan part.
+    """
+
+    kind: str  # moments | pca_error | row_hash
+    names: tuple[str, ...]
+    columns: tuple[str, ...]
+    means: tuple[float, ...] = ()
+    stds: tuple[float, ...] = ()
+    components: tuple[tuple[float, ...], ...] = ()
+    lg_k: int = 12
+
+    @property
+    def sums(self) -> tuple[str, ...]:
+        """The names it adds to each group's array of statistics (a sketch goes beside them)."""
+        return () if self.kind == "row_hash" else self.names
+
+    def z(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        """Rows x columns of standardised values: 0 where the value is null, NaN or infinite."""
+        out = np.empty((len(xs[0]) if xs else 0, len(xs)))
+        for j, (x, m, sd) in enumerate(zip(xs, self.means, self.stds, strict=True)):
+            out[:, j] = np.where(np.isfinite(x), (x - m) / sd, 0.0)
+        return out
+
+    def compute(self, xs: Sequence[np.ndarray], starts: np.ndarray) -> list[np.ndarray]:
+        """Per segment (rows sorted by group, ``starts`` where each group begins), one array per sum name."""
+        z = self.z(xs)
+        if self.kind == "moments":
+            ends = np.r_[starts[1:], len(z)]
+            iu = np.triu_indices(len(xs))
+            per = np.stack([(z[a:b].T @ z[a:b])[iu] for a, b in zip(starts, ends, strict=True)])
+            return list(per.T)
+        proj = z @ np.asarray(self.components, dtype=float).reshape(-1, len(xs)).T
+        err = np.einsum("ij,ij->i", z, z) - np.einsum("ij,ij->i", proj, proj)
+        return [np.add.reduceat(err, starts), np.add.reduceat(err * err, starts)]
+
+
 def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, centers: Mapping[str, float] | None,
             sketches: Sketches, top_k: int = 0) -> list[Target]:
     """The columns the Arrow pass takes: numbers (with their reference edges when there are some, and a KLL
@@ -88,13 +137,15 @@ class Layout:
     keys: tuple[str, ...]
     mins: np.ndarray
     maxs: np.ndarray
+    floats: frozenset[str] = frozenset()  # the extras' sums: read as floats, whatever their name
 
     @classmethod
-    def of(cls, ts: Sequence[Target], prefix: str) -> Layout:
-        keys = [f"{prefix}{t.index}__{s}" for t in ts for s in t.stats()]
-        mins = np.asarray([k.endswith(("__min", "__lmin")) for k in keys])
-        maxs = np.asarray([k.endswith(("__max", "__lmax")) for k in keys])
-        return cls(tuple(keys), mins, maxs)
+    def of(cls, ts: Sequence[Target], prefix: str, extras: Sequence[Extra] = ()) -> Layout:
+        sums = [k for e in extras for k in e.sums]
+        keys = [f"{prefix}{t.index}__{s}" for t in ts for s in t.stats()] + sums
+        mins = np.asarray([k.endswith(("__min", "__lmin")) and k not in sums for k in keys], dtype=bool)
+        maxs = np.asarray([k.endswith(("__max", "__lmax")) and k not in sums for k in keys], dtype=bool)
+        return cls(tuple(keys), mins, maxs, frozenset(sums))
 
     def merge(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = a + b
@@ -108,7 +159,7 @@ class Layout:
         for k, x, lo, hi in zip(self.keys, v.tolist(), self.mins, self.maxs, strict=True):
             if lo or hi:
                 out[k] = None if not np.isfinite(x) else (int(x) if k.endswith(("lmin", "lmax")) else x)
-            elif k.endswith(("__s1", "__s2", "__tlo", "__thi")):
+            elif k in self.floats or k.endswith(("__s1", "__s2", "__tlo", "__thi")):
                 out[k] = x
             else:
                 out[k] = int(round(x))
@@ -223,24 +274,48 @@ def _top(counter: dict | None, k: int) -> str | None:
     return json.dumps(dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:k]))
 
 
-def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap: int = TOP_CAP):
+def _new_sketch(slot: int, with_kll: int, kll_k: int, lg_ks: Sequence[int]):
+    """An empty sketch for a sketch slot: the KLL sketches of the targets first, then the row-hash HLLs."""
+    if slot < with_kll:
+        from datasketches import kll_doubles_sketch
+        return kll_doubles_sketch(kll_k)
+    from datasketches import hll_sketch, tgt_hll_type
+    return hll_sketch(lg_ks[slot - with_kll], tgt_hll_type.HLL_8)
+
+
+def _serialize(sketch) -> bytes:
+    return sketch.serialize() if hasattr(sketch, "normalized_rank_error") else sketch.serialize_compact()
+
+
+def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap: int = TOP_CAP,
+                   extras: Sequence[Extra] = (), inputs: Sequence[Sequence[int]] = ()):
     """The ``mapInArrow`` function: per task, one row per group seen: the group columns, the statistics as
-    one array, the KLL sketches (serialised, one per target that keeps one) as another, and the value counts
-    (JSON, one per target that counts its top values; None past ``top_cap`` distinct values) as a third."""
+    one array, the sketches (serialised: a KLL per target that keeps one, then an HLL per ``row_hash``
+    extra) as another, and the value counts (JSON, one per target that counts its top values; None past
+    ``top_cap`` distinct values) as a third. ``inputs[e]`` are the batch columns extra ``e`` reads."""
 
     def run(batches: Iterator) -> Iterator:
         import json
 
         import pyarrow as pa
-        from datasketches import kll_doubles_sketch
 
         acc: dict[tuple, np.ndarray] = {}
         sketches: dict[tuple, list] = {}
         values_of: dict[tuple, list[dict | None]] = {}  # per group: one value counter per target with top
         schema = None
-        layout = Layout.of(ts, "")
+        layout = Layout.of(ts, "", extras)
         with_kll = [j for j, t in enumerate(ts) if t.kll]
         with_top = [j for j, t in enumerate(ts) if t.top]
+        hashed = [e for e in extras if e.kind == "row_hash"]
+        lg_ks = [e.lg_k for e in hashed]
+        n_sketch = len(with_kll) + len(hashed)
+
+        def sketch(key: tuple, slot: int):
+            kept = sketches.setdefault(key, [None] * n_sketch)
+            if kept[slot] is None:
+                kept[slot] = _new_sketch(slot, len(with_kll), kll_k, lg_ks)
+            return kept[slot]
+
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -259,12 +334,11 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                     if t.kll:
                         slot = with_kll.index(j)
                         for s, key in enumerate(keys):
-                            kept = sketches.setdefault(key, [None] * len(with_kll))
-                            if kept[slot] is None:
-                                kept[slot] = kll_doubles_sketch(kll_k)
                             seg_x, seg_fin = x[starts[s]:ends[s]], fin[starts[s]:ends[s]]
                             if seg_fin.any():
-                                kept[slot].update(np.ascontiguousarray(seg_x[seg_fin]))
+                                sketch(key, slot).update(np.ascontiguousarray(seg_x[seg_fin]))
+                            else:
+                                sketch(key, slot)
                 else:
                     parts += _categorical(col, order, starts, t)
                     if t.top:
@@ -274,6 +348,17 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                         for key, c in zip(keys, counters, strict=True):
                             if c is not None and len(c) > top_cap:
                                 values_of[key][slot] = None
+            for e, cols in zip(extras, inputs, strict=True):
+                if e.kind == "row_hash":
+                    h = batch.column(cols[0]).to_numpy(zero_copy_only=False)[order]
+                    slot = len(with_kll) + hashed.index(e)
+                    for s, key in enumerate(keys):
+                        update = sketch(key, slot).update
+                        for v in np.unique(h[starts[s]:ends[s]]).tolist():  # one C++ call per distinct hash
+                            update(v)
+                else:
+                    parts += e.compute([batch.column(i).to_numpy(zero_copy_only=False)
+                                        .astype(np.float64, copy=False)[order] for i in cols], starts)
             values = np.vstack(parts).T if parts else np.zeros((len(starts), 0))
             for s, key in enumerate(keys):
                 acc[key] = layout.merge(acc[key], values[s]) if key in acc else values[s].copy()
@@ -284,7 +369,8 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                                 pa.field(SKETCHES, pa.list_(pa.binary())), pa.field(TOPS, pa.list_(pa.string()))])
         cols = [pa.array([k[g] for k in acc], type=fields[g].type) for g in range(n_group)]
         cols.append(pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())))
-        cols.append(pa.array([[sk.serialize() for sk in sketches.get(k, [])] for k in acc], type=pa.list_(pa.binary())))
+        cols.append(pa.array([[_serialize(sk) for sk in sketches.get(k, [])] for k in acc],
+                             type=pa.list_(pa.binary())))
         # every value a task counted (no top-k cut here: only the group's merged counts can be cut exactly)
         cols.append(pa.array([[None if c is None else json.dumps(c) for c in values_of.get(k, [])] for k in acc],
                              type=pa.list_(pa.string())))
@@ -293,7 +379,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
     return run
 
 
-def merge_function(ts: Sequence[Target]):
+def merge_function(ts: Sequence[Target], extras: Sequence[Extra] = ()):
     """The ``mapInArrow`` function of the merge stage: the partial rows of the groups hashed to this task
     (every partial row of a group lands in the same task), merged into one row per group."""
 
@@ -301,10 +387,12 @@ def merge_function(ts: Sequence[Target]):
         import json
 
         import pyarrow as pa
-        from datasketches import kll_doubles_sketch
+        from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
 
-        layout = Layout.of(ts, "")
+        layout = Layout.of(ts, "", extras)
         tops = [t.top for t in ts if t.top]
+        n_kll = sum(1 for t in ts if t.kll)
+        lg_ks = [e.lg_k for e in extras if e.kind == "row_hash"]
         acc: dict[str, np.ndarray] = {}
         kept: dict[str, list] = {}
         counted: dict[str, list[dict | None]] = {}
@@ -327,18 +415,29 @@ def merge_function(ts: Sequence[Target]):
                     c = mine[slot]
                     for value, n in json.loads(text).items():
                         c[value] = c.get(value, 0) + n
-                parts = [kll_doubles_sketch.deserialize(b) for b in sk]
-                if name not in kept:
-                    kept[name] = parts
-                else:
-                    for a, b in zip(kept[name], parts, strict=True):
-                        a.merge(b)
+                if len(sk) != n_kll + len(lg_ks):
+                    raise RuntimeError(f"a partial row of group {name} has {len(sk)} sketch(es), not "
+                                       f"{n_kll + len(lg_ks)}")
+                fresh = name not in kept
+                if fresh:
+                    kept[name] = [*(kll_doubles_sketch.deserialize(b) for b in sk[:n_kll]),
+                                  *(hll_union(lg) for lg in lg_ks)]
+                for slot, b in enumerate(sk):
+                    if slot >= n_kll:
+                        kept[name][slot].update(hll_sketch.deserialize(b))
+                    elif not fresh:
+                        kept[name][slot].merge(kll_doubles_sketch.deserialize(b))
         if schema is None:
             return
+
+        def out_sketches(name: str) -> list[bytes]:
+            return [s.serialize() if i < n_kll else s.get_result(tgt_hll_type.HLL_8).serialize_compact()
+                    for i, s in enumerate(kept[name])]
+
         yield pa.RecordBatch.from_arrays([
             pa.array(list(acc), type=schema.field(0).type),
             pa.array([v.tolist() for v in acc.values()], type=pa.list_(pa.float64())),
-            pa.array([[s.serialize() for s in kept[k]] for k in acc], type=pa.list_(pa.binary())),
+            pa.array([out_sketches(k) for k in acc], type=pa.list_(pa.binary())),
             pa.array([[_top(c, k_) for c, k_ in zip(counted[k], tops, strict=True)] for k in acc],
                      type=pa.list_(pa.string())),
         ], schema=schema)
@@ -346,44 +445,62 @@ def merge_function(ts: Sequence[Target]):
     return run
 
 
-def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int = 200) -> dict[str, dict]:
+def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int = 200,
+                extras: Sequence[Extra] = ()) -> dict[str, dict]:
     """``{group key: {"p{i}__stat": value}}`` for the targets, from one ``mapInArrow`` pass over ``grouped``,
     whose string column ``key`` names each row's group (``spark_audit.profile.profiler.group_key``). A
     target's KLL sketch, when it keeps one, is ``p{i}__kll`` (the binary format Spark's writes); a string
     target's top values, when it counts them, ``p{i}__top`` (``{value: count}``, or None where a group had
-    more than ``TOP_CAP`` distinct values in one task: Spark counts those)."""
+    more than ``TOP_CAP`` distinct values in one task: Spark counts those). The ``extras`` add their own
+    names (``Extra``)."""
     import json
 
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from spark_audit.names import col as _c
+    from spark_audit.names import quote_name as q
 
-    layout = Layout.of(ts, prefix)
+    layout = Layout.of(ts, prefix, extras)
     with_kll = [t for t in ts if t.kll]
-    sel = [F.col(key)]
-    sel += [(_c(t.name).cast("double") if t.kind == "numeric" else _c(t.name).cast("string")).alias(f"__sa_t{k}")
-            for k, t in enumerate(ts)]
-    df = grouped.select(*sel)
+    # one SQL select (a Column per expression would cost a py4j round trip each, seconds at 100 columns)
+    sel = [q(key)] + [f"CAST({q(t.name)} AS {'DOUBLE' if t.kind == 'numeric' else 'STRING'}) AS __sa_t{k}"
+                      for k, t in enumerate(ts)]
+    numeric_at = {t.name: 1 + k for k, t in enumerate(ts) if t.kind == "numeric"}
+    inputs: list[tuple[int, ...]] = []
+    for m, e in enumerate(extras):
+        if e.kind == "row_hash":
+            sel.append(f"xxhash64({', '.join(q(c) for c in e.columns)}) AS __sa_h{m}")
+            inputs.append((len(sel) - 1,))
+            continue
+        at = []
+        for i, c in enumerate(e.columns):
+            if c not in numeric_at:  # a column no target reads (the targets' own are reused)
+                sel.append(f"CAST({q(c)} AS DOUBLE) AS __sa_x{m}_{i}")
+                numeric_at[c] = len(sel) - 1
+            at.append(numeric_at[c])
+        inputs.append(tuple(at))
+    df = grouped.selectExpr(*sel)
     out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False),
                                T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False),
                                T.StructField(TOPS, T.ArrayType(T.StringType(), True), False)])
-    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k, TOP_CAP), out_schema)  # the cap read here
+    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k, TOP_CAP, tuple(extras), tuple(inputs)),
+                            out_schema)  # the cap read here, on the driver
     # one partial row per (task, group): merged on the executors, grouped by the group's name, so the
     # driver receives one row per group whatever the number of tasks
-    merged_rows = partial.repartition(key).mapInArrow(merge_function(tuple(ts)), out_schema)
+    merged_rows = partial.repartition(key).mapInArrow(merge_function(tuple(ts), tuple(extras)), out_schema)
     rows = merged_rows.collect()
     log.debug("arrow pass: %d row(s) reached the driver, %d statistic(s) and %d sketch byte(s)", len(rows),
               sum(len(r[VALUES]) for r in rows), sum(len(b) for r in rows for b in r[SKETCHES]))
     with_top = [t for t in ts if t.top]
+    sketch_names = [f"{prefix}{t.index}__kll" for t in with_kll] + [e.names[0] for e in extras
+                                                                    if e.kind == "row_hash"]
     out: dict[str, dict] = {}
     for r in rows:
         name = r[key]
         if name in out:  # the merge stage hashed every partial row of a group to one task
             raise RuntimeError(f"the Arrow pass's merge stage returned group {name} twice")
         row = layout.as_row(np.asarray(r[VALUES], dtype=float))
-        for t, b in zip(with_kll, r[SKETCHES], strict=True):
-            row[f"{prefix}{t.index}__kll"] = bytes(b)
+        for n, b in zip(sketch_names, r[SKETCHES], strict=True):
+            row[n] = bytes(b)
         for t, text in zip(with_top, r[TOPS], strict=True):
             row[f"{prefix}{t.index}__top"] = None if text is None else json.loads(text)
         out[name] = row

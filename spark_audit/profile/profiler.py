@@ -156,21 +156,22 @@ def profile_groups(
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
-    arrow = arrow_scan.targets(columns, bins, centers, sketches, top_k) if (engine or DEFAULT_ENGINE) == "arrow" \
-        else []
+    on_arrow = (engine or DEFAULT_ENGINE) == "arrow"
+    arrow = arrow_scan.targets(columns, bins, centers, sketches, top_k) if on_arrow else []
+    extras = [e for p in parts for e in p.arrow] if on_arrow else []
     profile = ScanPart(PROFILE, tuple(profile_exprs(columns, prefix=PROFILE + "__", kll_k=kll_k, bins=bins,
                                                     centers=centers, sketches=sketches,
                                                     elsewhere=frozenset(t.name for t in arrow))))
-    exprs = [*profile.exprs, *[e for p in parts for e in p.exprs]]
+    exprs = [*profile.exprs, *[e for p in parts for e in p.aggregate_exprs(on_arrow)]]
     aggregated = grouped.groupBy(*group_cols).agg(*exprs)
-    if arrow:  # each group's name in both passes, by the same Spark function of the same values
+    if arrow or extras:  # each group's name in both passes, by the same Spark function of the same values
         aggregated = aggregated.withColumn(GROUP_KEY, group_key(group_cols))
     check_namespaces(aggregated.columns, [profile, *parts], others=[*group_cols, GROUP_KEY])  # analysis, no job
     with codegen_fields(df.sparkSession, len(exprs) + len(group_cols)):
         rows = [r.asDict() for r in aggregated.collect()]
-    if arrow:
+    if arrow or extras:
         binned = arrow_scan.arrow_stats(grouped.withColumn(GROUP_KEY, group_key(group_cols)), GROUP_KEY, arrow,
-                                        PROFILE + "__", kll_k=kll_k)
+                                        PROFILE + "__", kll_k=kll_k, extras=extras)
         for row in rows:
             name = row.pop(GROUP_KEY)
             if name not in binned:  # the two passes read the same rows; a group missing from one is a bug
