@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spark_audit.profile.exprs import ColumnSpec, Sketches
-from spark_audit.profile.state import Bins
+from spark_audit.profile.state import HLL_LG_K, Bins
 
 log = logging.getLogger(__name__)
 INF = float("inf")
@@ -55,6 +55,7 @@ class Target:
     categories: tuple[str, ...] = ()
     center: float = 0.0
     kll: bool = False  # also a KLL quantile sketch of the finite values
+    hll: bool = False  # also an HLL sketch of Spark's xxhash64 of the non-null values (``exprs.hll_agg``'s)
     top: int = 0  # a string column's exact top-k values, when the column's distinct values allow (TOP_CAP)
 
     def stats(self) -> list[str]:
@@ -117,16 +118,19 @@ def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, cent
             sketches: Sketches, top_k: int = 0) -> list[Target]:
     """The columns the Arrow pass takes: numbers (with their reference edges when there are some, and a KLL
     sketch where ``sketches`` keeps one) and strings (with their reference categories, if any, and their
-    ``top_k`` values). Booleans, timestamps and the HLL sketches stay in the Spark aggregation."""
+    ``top_k`` values), each with its HLL sketch where ``sketches`` keeps one. Booleans and timestamps stay
+    in the Spark aggregation."""
     out = []
     for i, c in enumerate(columns):
         b = (bins or {}).get(c.name)
         if c.kind == "numeric":
             out.append(Target(i, c.name, "numeric", edges=tuple(float(e) for e in (b.edges or ())) if b else (),
-                              center=float((centers or {}).get(c.name) or 0.0), kll=sketches.kll_for(c, b)))
+                              center=float((centers or {}).get(c.name) or 0.0), kll=sketches.kll_for(c, b),
+                              hll=sketches.hll_for(c)))
         elif c.kind == "categorical":
             cats = tuple(b.categories) if b is not None and b.categories is not None else ()
-            out.append(Target(i, c.name, "categorical", categories=cats, top=max(0, top_k)))
+            out.append(Target(i, c.name, "categorical", categories=cats, top=max(0, top_k),
+                              hll=sketches.hll_for(c)))
     return out
 
 
@@ -274,8 +278,28 @@ def _top(counter: dict | None, k: int) -> str | None:
     return json.dumps(dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:k]))
 
 
+def _hll_lg_ks(ts: Sequence[Target], extras: Sequence[Extra]) -> list[int]:
+    """The HLL sketch slots, after the targets' KLL sketches: the targets' own, then the row hashes'."""
+    return [HLL_LG_K for t in ts if t.hll] + [e.lg_k for e in extras if e.kind == "row_hash"]
+
+
+def _add_hashes(sketch_of, keys: Sequence[tuple], starts: np.ndarray, ends: np.ndarray, col, order: np.ndarray,
+                ) -> None:
+    """Update each segment's HLL sketch with its distinct non-null 64-bit hashes (a sketch ignores repeats,
+    so a value seen twice in a batch costs one C++ call, not two)."""
+    h = col.fill_null(0).to_numpy(zero_copy_only=False)[order]
+    valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else None
+    for s, key in enumerate(keys):
+        seg = h[starts[s]:ends[s]]
+        if valid is not None:
+            seg = seg[valid[starts[s]:ends[s]]]
+        update = sketch_of(key).update
+        for v in np.unique(seg).tolist():
+            update(v)
+
+
 def _new_sketch(slot: int, with_kll: int, kll_k: int, lg_ks: Sequence[int]):
-    """An empty sketch for a sketch slot: the KLL sketches of the targets first, then the row-hash HLLs."""
+    """An empty sketch for a sketch slot: the targets' KLL sketches first, then the HLLs (``_hll_lg_ks``)."""
     if slot < with_kll:
         from datasketches import kll_doubles_sketch
         return kll_doubles_sketch(kll_k)
@@ -288,11 +312,13 @@ def _serialize(sketch) -> bytes:
 
 
 def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap: int = TOP_CAP,
-                   extras: Sequence[Extra] = (), inputs: Sequence[Sequence[int]] = ()):
+                   extras: Sequence[Extra] = (), inputs: Sequence[Sequence[int]] = (), hashes: Sequence[int] = ()):
     """The ``mapInArrow`` function: per task, one row per group seen: the group columns, the statistics as
-    one array, the sketches (serialised: a KLL per target that keeps one, then an HLL per ``row_hash``
-    extra) as another, and the value counts (JSON, one per target that counts its top values; None past
-    ``top_cap`` distinct values) as a third. ``inputs[e]`` are the batch columns extra ``e`` reads."""
+    one array, the sketches (serialised: a KLL per target that keeps one, then an HLL per target that keeps
+    one, then an HLL per ``row_hash`` extra) as another, and the value counts (JSON, one per target that
+    counts its top values; None past ``top_cap`` distinct values) as a third. ``inputs[e]`` are the batch
+    columns extra ``e`` reads; ``hashes[h]`` the batch column of the values' hashes of the h-th target
+    that keeps an HLL sketch."""
 
     def run(batches: Iterator) -> Iterator:
         import json
@@ -306,9 +332,12 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
         layout = Layout.of(ts, "", extras)
         with_kll = [j for j, t in enumerate(ts) if t.kll]
         with_top = [j for j, t in enumerate(ts) if t.top]
+        with_hll = [j for j, t in enumerate(ts) if t.hll]
         hashed = [e for e in extras if e.kind == "row_hash"]
-        lg_ks = [e.lg_k for e in hashed]
-        n_sketch = len(with_kll) + len(hashed)
+        lg_ks = _hll_lg_ks(ts, extras)
+        n_sketch = len(with_kll) + len(lg_ks)
+        if len(hashes) != len(with_hll):
+            raise ValueError(f"{len(with_hll)} target(s) keep an HLL sketch, {len(hashes)} hash column(s) given")
 
         def sketch(key: tuple, slot: int):
             kept = sketches.setdefault(key, [None] * n_sketch)
@@ -348,14 +377,14 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                         for key, c in zip(keys, counters, strict=True):
                             if c is not None and len(c) > top_cap:
                                 values_of[key][slot] = None
+            for h, at in enumerate(hashes):
+                _add_hashes(lambda key, _slot=len(with_kll) + h: sketch(key, _slot), keys, starts, ends,
+                            batch.column(at), order)
             for e, cols in zip(extras, inputs, strict=True):
                 if e.kind == "row_hash":
-                    h = batch.column(cols[0]).to_numpy(zero_copy_only=False)[order]
-                    slot = len(with_kll) + hashed.index(e)
-                    for s, key in enumerate(keys):
-                        update = sketch(key, slot).update
-                        for v in np.unique(h[starts[s]:ends[s]]).tolist():  # one C++ call per distinct hash
-                            update(v)
+                    slot = len(with_kll) + len(with_hll) + hashed.index(e)
+                    _add_hashes(lambda key, _slot=slot: sketch(key, _slot), keys, starts, ends, batch.column(cols[0]),
+                                order)
                 else:
                     parts += e.compute([batch.column(i).to_numpy(zero_copy_only=False)
                                         .astype(np.float64, copy=False)[order] for i in cols], starts)
@@ -392,7 +421,7 @@ def merge_function(ts: Sequence[Target], extras: Sequence[Extra] = ()):
         layout = Layout.of(ts, "", extras)
         tops = [t.top for t in ts if t.top]
         n_kll = sum(1 for t in ts if t.kll)
-        lg_ks = [e.lg_k for e in extras if e.kind == "row_hash"]
+        lg_ks = _hll_lg_ks(ts, extras)
         acc: dict[str, np.ndarray] = {}
         kept: dict[str, list] = {}
         counted: dict[str, list[dict | None]] = {}
@@ -478,12 +507,17 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
                 numeric_at[c] = len(sel) - 1
             at.append(numeric_at[c])
         inputs.append(tuple(at))
+    hashes = []
+    for k, t in enumerate(ts):
+        if t.hll:  # Spark's hash of the value itself (as exprs.hll_agg), not of its cast
+            sel.append(f"CASE WHEN {q(t.name)} IS NOT NULL THEN xxhash64({q(t.name)}) END AS __sa_d{k}")
+            hashes.append(len(sel) - 1)
     df = grouped.selectExpr(*sel)
     out_schema = T.StructType([df.schema[key], T.StructField(VALUES, T.ArrayType(T.DoubleType(), False), False),
                                T.StructField(SKETCHES, T.ArrayType(T.BinaryType(), False), False),
                                T.StructField(TOPS, T.ArrayType(T.StringType(), True), False)])
-    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k, TOP_CAP, tuple(extras), tuple(inputs)),
-                            out_schema)  # the cap read here, on the driver
+    partial = df.mapInArrow(batch_function(tuple(ts), 1, kll_k, TOP_CAP, tuple(extras), tuple(inputs),
+                                           tuple(hashes)), out_schema)  # the cap read here, on the driver
     # one partial row per (task, group): merged on the executors, grouped by the group's name, so the
     # driver receives one row per group whatever the number of tasks
     merged_rows = partial.repartition(key).mapInArrow(merge_function(tuple(ts), tuple(extras)), out_schema)
@@ -491,8 +525,8 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
     log.debug("arrow pass: %d row(s) reached the driver, %d statistic(s) and %d sketch byte(s)", len(rows),
               sum(len(r[VALUES]) for r in rows), sum(len(b) for r in rows for b in r[SKETCHES]))
     with_top = [t for t in ts if t.top]
-    sketch_names = [f"{prefix}{t.index}__kll" for t in with_kll] + [e.names[0] for e in extras
-                                                                    if e.kind == "row_hash"]
+    sketch_names = ([f"{prefix}{t.index}__kll" for t in with_kll] + [f"{prefix}{t.index}__hll" for t in ts if t.hll]
+                    + [e.names[0] for e in extras if e.kind == "row_hash"])
     out: dict[str, dict] = {}
     for r in rows:
         name = r[key]

@@ -195,8 +195,8 @@ def profile_exprs(
 ) -> list[Column]:
     """All aggregate expressions for ``columns`` plus the group's row count.
 
-    Columns in ``elsewhere`` get only their HLL sketch here (when ``sketches`` keeps one): the rest of
-    their statistics come from another pass, under the same names.
+    Columns in ``elsewhere`` get nothing here: their statistics, HLL sketch included, come from another
+    pass (``spark_audit.profile.arrow_scan``), under the same names.
 
     ``centers`` (e.g. the reference's means) shift numeric columns before their
     moments are summed, for accuracy when a mean is large against its spread.
@@ -204,8 +204,6 @@ def profile_exprs(
     exprs = [F.count(F.lit(1)).alias(prefix + "rows")]
     for i, col in enumerate(columns):
         if col.name in elsewhere:  # its statistics come from another pass (spark_audit.profile.arrow_scan)
-            if sketches.hll_for(col):
-                exprs.append(hll_agg(col.name).alias(f"{prefix}{i}__hll"))
             continue
         exprs += column_exprs(i, col, prefix=prefix, kll_k=kll_k, bins=(bins or {}).get(col.name),
                               center=float((centers or {}).get(col.name) or 0.0), sketches=sketches)
