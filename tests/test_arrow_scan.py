@@ -239,3 +239,15 @@ def test_scan_parts_computed_in_the_arrow_pass_match_their_spark_twins(spark, fr
 
 def overall_from(groups):
     return profiler.overall_groups(groups)
+
+
+@pytest.mark.parametrize("n_edges", [1, 2, 7, 25, 64, 101])
+def test_branch_free_buckets_equal_searchsorted(n_edges):
+    rng = np.random.default_rng(n_edges)
+    edges = np.unique(np.concatenate([rng.standard_cauchy(n_edges - 1), [0.0]]))
+    x = np.concatenate([rng.standard_cauchy(5000), edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                        [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e308, -1e308]])
+    rng.shuffle(x)
+    got = arrow_scan.buckets(x, edges)
+    assert got.dtype.kind == "i" and np.array_equal(got, np.searchsorted(edges, x, side="right"))
+    assert got.min() == 0 and got.max() == len(edges)

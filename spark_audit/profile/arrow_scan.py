@@ -185,82 +185,125 @@ def _segments(batch, n_group: int):
     return order, starts
 
 
+def buckets(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, x, side="right")`` (how many edges are <= x; NaN after every edge), as a
+    branch-free binary search: each step is one gather and one comparison over the whole batch. On fresh,
+    unsorted values ``searchsorted`` mispredicts a branch per level per value, and took twice as long."""
+    k = len(edges)
+    size = 1 << k.bit_length()  # a power of two > k: the search ends below it
+    pad = np.full(size, INF)
+    pad[:k] = edges
+    idx = np.zeros(len(x), dtype=np.intp)
+    got, le = np.empty(len(x)), np.empty(len(x), dtype=bool)
+    step = size >> 1
+    with np.errstate(invalid="ignore"):
+        while step:
+            np.take(pad[step - 1:], idx, out=got)  # pad[idx + step - 1]
+            np.less_equal(got, x, out=le)
+            idx += le * step
+            step >>= 1
+    np.minimum(idx, k, out=idx)  # +inf passed the padding too
+    idx[np.isnan(x)] = k
+    return idx
+
+
 def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """The column's statistics per segment, and its values and finite mask in segment order (for sketches)."""
+    """The column's statistics per segment, and its values and finite mask in segment order (for sketches).
+
+    A column with only finite values (the common case) takes a shorter path: its counts are the segments'
+    lengths, its moments and extremes need no masking."""
     x = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)[order]  # nulls read as NaN
-    valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else np.ones(len(x), bool)
+    n = len(x)
+    lengths = np.diff(np.r_[starts, n]).astype(np.float64)
     fin = np.isfinite(x)
     add = np.add.reduceat
-    d = np.where(fin, x - t.center, 0.0)
-    with np.errstate(invalid="ignore"):
-        stats = [
-            add(valid.astype(np.float64), starts),
-            add((np.isnan(x) & valid).astype(np.float64), starts),
-            add((x == INF).astype(np.float64), starts),
-            add((x == 0).astype(np.float64), starts),
-            add(d, starts),
-            add(d * d, starts),
-            add(fin.astype(np.float64), starts),
-            np.minimum.reduceat(np.where(fin, x, INF), starts),
-            np.maximum.reduceat(np.where(fin, x, -INF), starts),
-        ]
+    if fin.all():
+        zero = np.zeros(len(starts))
+        d = x - t.center
+        stats = [lengths, zero, zero, add(x == 0, starts, dtype=np.float64), add(d, starts), add(d * d, starts),
+                 lengths, np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)]
+        neg_inf = zero
+    else:
+        valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else np.ones(n, bool)
+        d = np.where(fin, x - t.center, 0.0)
+        with np.errstate(invalid="ignore"):
+            nn, nf = add(valid, starts, dtype=np.float64), add(fin, starts, dtype=np.float64)
+            nan, pinf = add(np.isnan(x) & valid, starts, dtype=np.float64), add(x == INF, starts, dtype=np.float64)
+            stats = [nn, nan, pinf, add(x == 0, starts, dtype=np.float64), add(d, starts), add(d * d, starts), nf,
+                     np.minimum.reduceat(np.where(fin, x, INF), starts),
+                     np.maximum.reduceat(np.where(fin, x, -INF), starts)]
+        neg_inf = nn - nan - pinf - nf
     if t.edges:
-        seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(x)]))
         e = np.asarray(t.edges)
-        lo, hi = e[0], e[-1]
         k = len(e) + 1
-        bucket = np.searchsorted(e, np.where(fin, x, 0.0), side="right")  # edges <= x: x < e_j iff bucket <= j
-        counts = np.bincount(seg[fin] * k + bucket[fin], minlength=len(starts) * k).reshape(len(starts), k)
-        below = np.cumsum(counts, axis=1)[:, :-1]
-        stats += [add(np.where(fin & (x < lo), lo - x, 0.0), starts),
-                  add(np.where(fin & (x >= hi), x - hi, 0.0), starts), *below.T.astype(np.float64)]
+        # the number of edges <= x: x < e_j iff bucket <= j. NaN (and null) and +inf land in the last bucket,
+        # which no count reads; -inf in the first, taken out of every count below
+        bucket = buckets(x, e)
+        if len(starts) == 1:
+            counts = np.bincount(bucket, minlength=k)[None, :]
+        else:
+            seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+            counts = np.bincount(seg * k + bucket, minlength=len(starts) * k).reshape(len(starts), k)
+        below = np.cumsum(counts, axis=1)[:, :-1] - neg_inf[:, None]
+
+        def tail(at: np.ndarray, dist) -> np.ndarray:  # per segment: the sum of dist over the finite x at ``at``
+            at = at[fin[at]]
+            where = np.searchsorted(starts, at, side="right") - 1
+            return np.bincount(where, weights=dist(x[at]), minlength=len(starts))
+
+        stats += [tail(np.flatnonzero(bucket == 0), lambda v: e[0] - v),
+                  tail(np.flatnonzero(bucket == len(e)), lambda v: v - e[-1]), *below.T.astype(np.float64)]
     return stats, x, fin
 
 
-def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> list[np.ndarray]:
+def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[list[np.ndarray], np.ndarray, object]:
+    """The column's statistics per segment, plus its dictionary codes in segment order (-1: null) and the
+    dictionary (for the value counts). A string's length, emptiness and category are read once per
+    distinct value of the batch, not once per row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(order)
-    valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else np.ones(n, bool)
-    length = pc.utf8_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)[order]
-    empty = pc.equal(col, "").fill_null(False).to_numpy(zero_copy_only=False)[order]
-    k = len(t.categories) + 1
-    idx = pc.index_in(col, value_set=pa.array(list(t.categories), pa.string())).fill_null(k - 1)
-    idx = idx.to_numpy(zero_copy_only=False).astype(np.int64)[order]
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    counts = np.bincount(seg * k + idx, minlength=len(starts) * k).reshape(len(starts), k)[:, :-1]
+    enc = pc.dictionary_encode(col)
+    values = enc.dictionary
+    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[order]  # -1 (null): last
+    length = np.r_[pc.utf8_length(values).to_numpy(zero_copy_only=False).astype(np.float64), 0.0][idx]
+    empty = np.r_[pc.equal(values, "").to_numpy(zero_copy_only=False).astype(bool), False][idx]
+    valid = idx >= 0
     add = np.add.reduceat
     stats = [
-        add(valid.astype(np.float64), starts),
-        add(empty.astype(np.float64), starts),
+        add(valid, starts, dtype=np.float64),
+        add(empty, starts, dtype=np.float64),
         np.minimum.reduceat(np.where(valid, length, INF), starts),
         np.maximum.reduceat(np.where(valid, length, -INF), starts),
         add(length, starts),
     ]
-    return [*stats, *counts.T.astype(np.float64)]
+    if t.categories:
+        k = len(t.categories) + 1
+        cat = pc.index_in(values, value_set=pa.array(list(t.categories), pa.string())).fill_null(k - 1)
+        code = np.r_[cat.to_numpy(zero_copy_only=False).astype(np.int64), k - 1][idx]  # not a category: k - 1
+        seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(idx)]))
+        counts = np.bincount(seg * k + code, minlength=len(starts) * k).reshape(len(starts), k)[:, :-1]
+        stats += list(counts.T.astype(np.float64))
+    return stats, idx, values
 
 
-def _value_counts(col, order: np.ndarray, starts: np.ndarray, counters: list[dict | None]) -> None:
-    """Add the batch's non-null values, counted per segment, to ``counters`` (one dict per segment; None
-    once that group's column has more than ``TOP_CAP`` distinct values: it stays None)."""
-    import pyarrow.compute as pc
-
-    enc = pc.dictionary_encode(col)
-    width = len(enc.dictionary)
+def _value_counts(idx: np.ndarray, dictionary, starts: np.ndarray, counters: list[dict | None]) -> None:
+    """Add the batch's non-null values (``dictionary`` codes in segment order, -1 for null), counted per
+    segment, to ``counters`` (one dict per segment; None once that group's column has more than
+    ``TOP_CAP`` distinct values: it stays None)."""
+    width = len(dictionary)
     if width == 0:
         return
-    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[order]
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(idx)]))
     keep = idx >= 0
     codes = seg[keep] * width + idx[keep]
-    if len(starts) * width <= 4 * len(order) + 1024:
+    if len(starts) * width <= 4 * len(idx) + 1024:
         counts = np.bincount(codes, minlength=len(starts) * width)
         present = np.flatnonzero(counts)
         counts = counts[present]
     else:
         present, counts = np.unique(codes, return_counts=True)
-    values = enc.dictionary.to_pylist()
+    values = dictionary.to_pylist()
     for code, n in zip(present.tolist(), counts.tolist(), strict=True):
         s, v = divmod(code, width)
         c = counters[s]
@@ -369,11 +412,12 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                             else:
                                 sketch(key, slot)
                 else:
-                    parts += _categorical(col, order, starts, t)
+                    stats, codes, dictionary = _categorical(col, order, starts, t)
+                    parts += stats
                     if t.top:
                         slot = with_top.index(j)
                         counters = [values_of.setdefault(key, [{} for _ in with_top])[slot] for key in keys]
-                        _value_counts(col, order, starts, counters)
+                        _value_counts(codes, dictionary, starts, counters)
                         for key, c in zip(keys, counters, strict=True):
                             if c is not None and len(c) > top_cap:
                                 values_of[key][slot] = None
