@@ -287,8 +287,7 @@ def table(wall: dict[str, list[float]], cpus: dict[str, list[float]], floor: str
 def fitted(base) -> tuple[dict, dict]:
     """What a reference profile gives the scans after it: each column's 20 quantile bins and its mean."""
     cols = base.profile.columns
-    return ({n: b for n, c in cols.items() if (b := reference_bins(c, 20))},
-            {n: c.mean for n, c in cols.items() if c.mean is not None})
+    return {n: b for n, c in cols.items() if (b := reference_bins(c, 20))}, base.profile.centers()
 
 
 def _audit_setup(df: DataFrame, cols: list[ColumnSpec], pca_features: int, kll_k: int):

@@ -214,7 +214,7 @@ def profile_reference(
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows{of}")
         base = first[0]
         bins = {n: b for n, c in base.profile.columns.items() if (b := reference_bins(c, spec.drift.bins))}
-        centers = {n: c.mean for n, c in base.profile.columns.items() if c.mean is not None}
+        centers = base.profile.centers()
         pca_names = multivariate.pca_features(spec.features, base.profile)
         pca_means = [float(base.profile.columns[n].mean) for n in pca_names]
         pca_stds = [float(base.profile.columns[n].std) for n in pca_names]
@@ -546,7 +546,7 @@ def run_audit(
         parts += [multivariate.error_part(pca)] if pca else []
         parts += [contract_part(plan)] if plan else []
         parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
-        centers = {n: c.mean for n, c in ref.profile.columns.items() if c.mean is not None}
+        centers = ref.profile.centers()
         finest = profile_groups(df, columns, grouping, bins=bins, top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
                                 parts=parts, centers=centers, sketches=spec.profile.sketches())
     if not finest:

@@ -17,6 +17,12 @@ semantics (finite values for moments and bins, -0.0 == 0.0, NaN apart from null,
 code points), so ``column_from_row`` reads either; ``tests/test_arrow_scan.py`` checks the two
 against each other.
 
+The scan parts' statistics that Spark would keep as typed imperative aggregates or as hundreds of sums
+(``spark_audit.scan.ScanPart.arrow``: a row-hash HLL sketch, the PCA's cross-moments and errors) and the
+columns' HLL sketches are computed here too (``Extra``, ``Target.hll``), so the Spark aggregation that
+stays beside this pass is code-generated. Spark still computes the hashes (``xxhash64`` in the pass's
+projection), so a sketch here holds what ``hll_sketch_agg`` would.
+
 Each task returns one row per group it saw, with the statistics as one array. A second, small stage
 hashes those partial rows by group and merges them (sums add, minima and maxima take the extreme,
 sketches merge), so the driver receives one row per group: its memory grows with groups x columns,

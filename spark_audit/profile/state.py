@@ -383,6 +383,11 @@ class TableProfile:
     # JSON-able facts beside the column states (a reference keeps its model quality here)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def centers(self) -> dict[str, float]:
+        """Each column's mean, where it has one: the centres a later scan shifts numbers by before
+        summing their moments (``profile_groups(centers=...)``)."""
+        return {n: c.mean for n, c in self.columns.items() if c.mean is not None}
+
     def merge(self, other: TableProfile, key: GroupKey | None = None) -> TableProfile:
         cols = dict(self.columns)
         for name, col in other.columns.items():
