@@ -540,7 +540,7 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
 
     layout = Layout.of(ts, prefix, extras)
     with_kll = [t for t in ts if t.kll]
-    # one SQL select (a Column per expression would cost a py4j round trip each, seconds at 100 columns)
+    # one SQL select (a Column per expression would cost a round trip to the JVM each, seconds at 100 columns)
     sel = [q(key)] + [f"CAST({q(t.name)} AS {'DOUBLE' if t.kind == 'numeric' else 'STRING'}) AS __sa_t{k}"
                       for k, t in enumerate(ts)]
     numeric_at = {t.name: 1 + k for k, t in enumerate(ts) if t.kind == "numeric"}
