@@ -177,7 +177,8 @@ class Layout:
 
 
 def _segments(batch, n_group: int):
-    """Sort the batch's rows by group: (the sorting permutation, the start of each group's run in it)."""
+    """Sort the batch's rows by group: (the sorting permutation, the start of each group's run in it, each
+    sorted row's segment number)."""
     import pyarrow.compute as pc
 
     codes = np.zeros(batch.num_rows, dtype=np.int64)
@@ -188,7 +189,7 @@ def _segments(batch, n_group: int):
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    return order, starts
+    return order, starts, np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(codes)]))
 
 
 def buckets(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -213,7 +214,8 @@ def buckets(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+def _numeric(col, order: np.ndarray, starts: np.ndarray, seg: np.ndarray, t: Target,
+             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The column's statistics per segment, and its values and finite mask in segment order (for sketches).
 
     A column with only finite values (the common case) takes a shorter path: its counts are the segments'
@@ -248,7 +250,6 @@ def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[lis
         if len(starts) == 1:
             counts = np.bincount(bucket, minlength=k)[None, :]
         else:
-            seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
             counts = np.bincount(seg * k + bucket, minlength=len(starts) * k).reshape(len(starts), k)
         below = np.cumsum(counts, axis=1)[:, :-1] - neg_inf[:, None]
 
@@ -262,7 +263,8 @@ def _numeric(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[lis
     return stats, x, fin
 
 
-def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple[list[np.ndarray], np.ndarray, object]:
+def _categorical(col, order: np.ndarray, starts: np.ndarray, seg: np.ndarray, t: Target,
+                 ) -> tuple[list[np.ndarray], np.ndarray, object]:
     """The column's statistics per segment, plus its dictionary codes in segment order (-1: null) and the
     dictionary (for the value counts). A string's length, emptiness and category are read once per
     distinct value of the batch, not once per row."""
@@ -287,24 +289,22 @@ def _categorical(col, order: np.ndarray, starts: np.ndarray, t: Target) -> tuple
         k = len(t.categories) + 1
         cat = pc.index_in(values, value_set=pa.array(list(t.categories), pa.string())).fill_null(k - 1)
         code = np.r_[cat.to_numpy(zero_copy_only=False).astype(np.int64), k - 1][idx]  # not a category: k - 1
-        seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(idx)]))
         counts = np.bincount(seg * k + code, minlength=len(starts) * k).reshape(len(starts), k)[:, :-1]
         stats += list(counts.T.astype(np.float64))
     return stats, idx, values
 
 
-def _value_counts(idx: np.ndarray, dictionary, starts: np.ndarray, counters: list[dict | None]) -> None:
+def _value_counts(idx: np.ndarray, dictionary, seg: np.ndarray, counters: list[dict | None]) -> None:
     """Add the batch's non-null values (``dictionary`` codes in segment order, -1 for null), counted per
     segment, to ``counters`` (one dict per segment; None once that group's column has more than
     ``TOP_CAP`` distinct values: it stays None)."""
     width = len(dictionary)
     if width == 0:
         return
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(idx)]))
     keep = idx >= 0
     codes = seg[keep] * width + idx[keep]
-    if len(starts) * width <= 4 * len(idx) + 1024:
-        counts = np.bincount(codes, minlength=len(starts) * width)
+    if len(counters) * width <= 4 * len(idx) + 1024:  # one counter per segment
+        counts = np.bincount(codes, minlength=len(counters) * width)
         present = np.flatnonzero(counts)
         counts = counts[present]
     else:
@@ -398,7 +398,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
             if batch.num_rows == 0:
                 continue
             schema = batch.schema
-            order, starts = _segments(batch, n_group)
+            order, starts, seg = _segments(batch, n_group)
             ends = np.r_[starts[1:], batch.num_rows]
             first = order[starts]
             group_values = [batch.column(k).take(pa.array(first)).to_pylist() for k in range(n_group)]
@@ -407,7 +407,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
             for j, t in enumerate(ts):
                 col = batch.column(n_group + j)
                 if t.kind == "numeric":
-                    stats, x, fin = _numeric(col, order, starts, t)
+                    stats, x, fin = _numeric(col, order, starts, seg, t)
                     parts += stats
                     if t.kll:
                         slot = with_kll.index(j)
@@ -418,12 +418,12 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
                             else:
                                 sketch(key, slot)
                 else:
-                    stats, codes, dictionary = _categorical(col, order, starts, t)
+                    stats, codes, dictionary = _categorical(col, order, starts, seg, t)
                     parts += stats
                     if t.top:
                         slot = with_top.index(j)
                         counters = [values_of.setdefault(key, [{} for _ in with_top])[slot] for key in keys]
-                        _value_counts(codes, dictionary, starts, counters)
+                        _value_counts(codes, dictionary, seg, counters)
                         for key, c in zip(keys, counters, strict=True):
                             if c is not None and len(c) > top_cap:
                                 values_of[key][slot] = None
