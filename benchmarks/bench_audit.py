@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             "output": {"path": os.path.join(folder, "results")},
             "mlflow": {"tracking_uri": f"sqlite:///{os.path.join(folder, 'mlflow.db')}", "experiment": "bench"},
         })
-        from spark_audit.audit import build_references, run_audits
+        from spark_audit.audit import run_audits
+        from spark_audit.reference_build import build_references
 
         df = spark.read.format("delta").load(path)
         daily = Grouping(timestamp_column="ts", window="1 day", model_version="1")

@@ -57,7 +57,8 @@ import yaml  # noqa: E402
 from pyspark.sql import Column, DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from spark_audit.audit import build_reference, run_audit  # noqa: E402
+from spark_audit.audit import run_audit  # noqa: E402
+from spark_audit.reference_build import build_reference  # noqa: E402
 from spark_audit.contract import infer_contract  # noqa: E402
 from spark_audit.contract import logical_type_of  # noqa: E402
 from spark_audit.findings import SEVERITIES, Finding  # noqa: E402

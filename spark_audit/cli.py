@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
     with progress.phase("starting Spark"):
         spark = get_spark(args.master)
     if args.command == "reference":
-        from spark_audit.audit import build_references
+        from spark_audit.reference_build import build_references
 
         for label, run_id, profile in build_references(spark, spec, progress=progress):
             print(("" if label is None else f"model version {label}: ") + f"reference logged as runs:/{run_id} "
@@ -369,10 +369,11 @@ def _contract_check(args: argparse.Namespace, progress) -> int:
 
 
 def _demo(args: argparse.Namespace, progress) -> int:
-    from spark_audit.audit import build_references, run_audits
+    from spark_audit.audit import run_audits
     from spark_audit.demo import CHAMPION, write_demo
     from spark_audit.gate import run_gate
     from spark_audit.gate import summary as gate_summary
+    from spark_audit.reference_build import build_references
     from spark_audit.report import compare_versions, summary
     from spark_audit.session import get_spark
     from spark_audit.spec import load_spec

@@ -21,171 +21,38 @@ link to the run), and the run names the version's logged model (MLflow 3) as an 
 from __future__ import annotations
 
 import re
-import textwrap
-from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timezone
+from typing import Any
+
+from mlflow.entities import LoggedModelInput, Metric, Param
+from mlflow.exceptions import MlflowException
 
 from spark_audit.drift.noise import missing_count
 from spark_audit.errors import ReferenceError_
-from spark_audit.findings import SEVERITIES, Finding
+from spark_audit.findings import SEVERITIES
+from spark_audit.mlflow_text import (
+    FINDINGS_JSON,
+    FINDINGS_MD,
+    MAX_PARAM_CHARS,
+    Tag,
+    audit_summary,
+    description,
+    findings_markdown,
+    metric_key,
+    run_link,
+    run_name,
+    severity_counts,
+    status,
+)
 from spark_audit.reference import ensure_experiment, resolve_model_version
+from spark_audit.report import summary
+from spark_audit.result import AuditResult
 from spark_audit.rows import finite
+from spark_audit.rubric import score_text
+from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
-from spark_audit.tracking import end_run_failed, lost_server, tracking_uri
-
-if TYPE_CHECKING:
-    from spark_audit.audit import AuditResult
-    from spark_audit.spec import AuditSpec
-
-# the audited model version's tags: short, so the registry's version list shows them whole
-TAG_STATUS = "audit_status"
-TAG_SUMMARY = "audit_summary"
-TAG_RUN = "audit_run"
-TAG_RUBRIC = "ml_test_score"
-
-FINDINGS_MD = "spark_audit/findings.md"
-FINDINGS_JSON = "spark_audit/findings.json"
-
-# Parameter values longer than this are cut (MLflow 3 accepts 6000 characters, servers before 2.x 500).
-MAX_PARAM_CHARS = 500
-# The description is a tag (MLflow 3 accepts 8000 characters, older servers 5000).
-MAX_DESCRIPTION_CHARS = 5000
-DESCRIPTION_WIDTH = 100  # characters per line of the summary in the run's description
-MAX_KEY_CHARS = 250  # MLflow's limit on a metric or parameter name
-ARROW = "→"
-SEP = " · "
-
-
-# --------------------------------------------------------------------------- pure formatting
-
-
-def status(worst_severity: str | None) -> str:
-    """``CRITICAL``, ``ERROR``, ``WARNING``, ``INFO``, or ``OK`` when there is no finding."""
-    return worst_severity.upper() if worst_severity else "OK"
-
-
-def format_range(start: datetime | None, end: datetime | None) -> str:
-    """The days audited, ``01-08→01-14``: from the first window's start to the last window's end, which is
-    exclusive (a window ending at midnight shows its last day). ``MM-DD`` when the range spans less than a
-    year, ``YYYY-MM-DD`` otherwise; one day shows once; ``""`` without windows."""
-    if start is None or end is None:
-        return ""
-    last = max(start, end - timedelta(microseconds=1))  # the end is exclusive
-    fmt = "%m-%d" if last - start < timedelta(days=365) else "%Y-%m-%d"
-    a, b = start.strftime(fmt), last.strftime(fmt)
-    return a if a == b else f"{a}{ARROW}{b}"
-
-
-def run_name(audit_name: str, model_version: str | None, start: datetime | None, end: datetime | None,
-             worst_severity: str | None) -> str:
-    """``churn-demo · model 2 · 01-08→01-14 · CRITICAL``: the audit, the model version (when one was
-    audited), the days and the status."""
-    parts = [audit_name]
-    if model_version:
-        parts.append(f"model {model_version}")
-    days = format_range(start, end)
-    if days:
-        parts.append(days)
-    parts.append(status(worst_severity))
-    return SEP.join(parts)
-
-
-def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
-    """Findings per severity, every severity of :data:`~spark_audit.findings.SEVERITIES` (0 when none)."""
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for f in findings:
-        counts[f.severity] += 1
-    return counts
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """``2 critical, 3 warning``, worst first, or ``no findings``."""
-    found = [f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts.get(s)]
-    return ", ".join(found) if found else "no findings"
-
-
-def audit_summary(findings: list[Finding], start: datetime | None, end: datetime | None) -> str:
-    """The registry's short summary, days first and about 30 characters so the versions table shows it
-    whole: ``01-08→01-14 · 2 critical +3`` (the worst severity's count, then how many others)."""
-    counts = severity_counts(findings)
-    worst = next((s for s in reversed(SEVERITIES) if counts[s]), None)
-    text = "no findings"
-    if worst is not None:
-        rest = sum(counts.values()) - counts[worst]
-        text = f"{counts[worst]} {worst}" + (f" +{rest}" if rest else "")
-    days = format_range(start, end)
-    return f"{days}{SEP}{text}" if days else text
-
-
-def run_link(uri: str | None, experiment_id: str, run_id: str) -> str:
-    """The run's page for a tracking server reached over http(s), else ``runs:/<run_id>``."""
-    if uri and re.match(r"^https?://", uri, re.IGNORECASE):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"runs:/{run_id}"
-
-
-def _window_text(window_start: str | None) -> str:
-    if not window_start:
-        return ""
-    t = parse_iso(window_start)
-    return t.strftime("%Y-%m-%d") if (t.hour, t.minute, t.second) == (0, 0, 0) else t.strftime("%Y-%m-%d %H:%M")
-
-
-def _cell(v: Any) -> str:
-    text = "" if v is None else str(v)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _worst_first(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), f.window_start or "", f.kind,
-                                           f.slice or "", f.column or "", f.model_version or "", f.message))
-
-
-def findings_markdown(findings: list[Finding]) -> str:
-    """The findings as a markdown table, worst first: severity, kind, window, slice, column, message (and
-    the model version, when the findings name more than one)."""
-    counts = severity_counts(findings)
-    lines = [f"# Findings: {counts_text(counts)}", ""]
-    if not findings:
-        return lines[0] + "\n"
-    with_model = len({f.model_version for f in findings if f.model_version is not None}) > 1
-    head = ["severity", "kind", "window", "slice", "column", *(["model"] if with_model else []), "message"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for f in _worst_first(findings):
-        cells = [f.severity.upper() if f.severity in ("critical", "error") else f.severity, f.kind,
-                 _window_text(f.window_start), f.slice, f.column, *([f.model_version] if with_model else []),
-                 f.message]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def description(summary: str, name: str, *, limit: int = MAX_DESCRIPTION_CHARS) -> str:
-    """The run's description (markdown): its name, then the console summary in a code block, cut to
-    ``limit`` characters at a line (the findings are whole in ``spark_audit/findings.md``)."""
-    head = f"**{name}**\n\n```text\n"
-    tail = "\n```\n"
-    # long finding lines wrapped, so the run page keeps its side panel (tags) in view
-    summary = "\n".join(textwrap.fill(line, DESCRIPTION_WIDTH, subsequent_indent=" " * 8, break_long_words=False)
-                        if len(line) > DESCRIPTION_WIDTH else line for line in summary.splitlines())
-    body = summary
-    if len(head) + len(body) + len(tail) > limit:
-        kept: list[str] = []
-        lines = summary.splitlines()
-        room = limit - len(head) - len(tail) - 80
-        for line in lines:
-            if sum(len(k) + 1 for k in kept) + len(line) + 1 > room:
-                break
-            kept.append(line)
-        body = "\n".join([*kept, f"... {len(lines) - len(kept)} more line(s): see {FINDINGS_MD}"])
-    return head + body + tail
-
-
-def metric_key(*parts: str) -> str:
-    """A metric or parameter name MLflow accepts: characters outside letters, digits, ``_ - . space``
-    become ``_``; at most 250 characters."""
-    return re.sub(r"[^\w.\- ]", "_", ".".join(parts))[:MAX_KEY_CHARS]
+from spark_audit.tracking import lost_server, mlflow_run, tracking_uri
 
 
 def _param_value(v: Any) -> str:
@@ -260,8 +127,6 @@ class _Clock:
 
 def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
     """The run's metrics (``mlflow.entities.Metric``), each window's stamped with its start."""
-    from mlflow.entities import Metric
-
     clock = _Clock(spec, result)
     out: list[Metric] = []
 
@@ -314,26 +179,18 @@ def log_audit_run(client, spec: AuditSpec, result: AuditResult, reference_uri: s
     start, end = window_range(result)
     name = run_name(spec.name, result.model_version, start, end, result.worst_severity)
     tags = {
-        "spark_audit.kind": "audit", "spark_audit.audit": spec.name, "spark_audit.audit_key": result.audit_key,
-        "spark_audit.source": spec.source.display, "spark_audit.source_version": str(source_version),
-        "spark_audit.reference": reference_uri, "spark_audit.window_start": iso_utc(start) or "",
-        "spark_audit.window_end": iso_utc(end) or "",
-        "spark_audit.status": result.worst_severity or "ok",
-        "mlflow.runName": name,
+        Tag.KIND: "audit", Tag.AUDIT: spec.name, Tag.AUDIT_KEY: result.audit_key,
+        Tag.SOURCE: spec.source.display, Tag.SOURCE_VERSION: str(source_version),
+        Tag.REFERENCE: reference_uri, Tag.WINDOW_START: iso_utc(start) or "", Tag.WINDOW_END: iso_utc(end) or "",
+        Tag.STATUS: result.worst_severity or "ok", Tag.RUN_NAME: name,
     }
     if spec.model.name:
-        tags["model_name"] = spec.model.name
-        tags["model_version"] = str(result.model_version or "")
+        tags[Tag.MODEL_NAME] = spec.model.name
+        tags[Tag.MODEL_VERSION] = str(result.model_version or "")
         if spec.model.alias:
-            tags["model_alias"] = spec.model.alias
-    run = client.create_run(exp_id, tags=tags)
-    rid = run.info.run_id
-    try:
-        from mlflow.entities import Param
-
-        from spark_audit.report import summary  # report imports the audit module, which imports this one
-
-        client.set_tag(rid, "mlflow.note.content", description(summary(replace(result, mlflow_run_id=rid)), name))
+            tags[Tag.MODEL_ALIAS] = spec.model.alias
+    with mlflow_run(client, exp_id, tags) as rid:
+        client.set_tag(rid, Tag.NOTE, description(summary(replace(result, mlflow_run_id=rid)), name))
         params = [Param(k, v) for k, v in audit_params(spec, result, reference_uri, source_version).items()]
         for i in range(0, len(params), 100):
             client.log_batch(rid, params=params[i:i + 100])
@@ -345,10 +202,6 @@ def log_audit_run(client, spec: AuditSpec, result: AuditResult, reference_uri: s
         _log_plot(client, rid, result, spec.quality.watched() if spec.quality else ())
         if spec.model.name and result.model_version:
             _tag_model_version(client, spec, result, rid, exp_id, start, end)
-    except Exception as e:
-        end_run_failed(client, rid, e)
-        raise
-    client.set_terminated(rid, "FINISHED")
     return rid
 
 
@@ -361,13 +214,12 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         mv = resolve_model_version(client, spec.model.name, result.model_version, None)
     except ReferenceError_:
         return
-    tags = [(TAG_STATUS, status(result.worst_severity)), (TAG_SUMMARY, audit_summary(result.findings, start, end)),
-            (TAG_RUN, run_link(tracking_uri(client), exp_id, run_id))]
+    tags = [(Tag.AUDIT_STATUS, status(result.worst_severity)),
+            (Tag.AUDIT_SUMMARY, audit_summary(result.findings, start, end)),
+            (Tag.AUDIT_RUN, run_link(tracking_uri(client), exp_id, run_id))]
     if result.rubric:  # the ML Test Score's monitoring tests: the score, then each test's status
-        from spark_audit.rubric import score_text
-
-        tags.append((TAG_RUBRIC, score_text(result.rubric)))
-        tags += [(f"{TAG_RUBRIC}.{r.test.id}", r.status) for r in result.rubric]
+        tags.append((Tag.RUBRIC, score_text(result.rubric)))
+        tags += [(f"{Tag.RUBRIC}.{r.test.id}", r.status) for r in result.rubric]
     for key, value in tags:
         client.set_model_version_tag(mv.name, mv.version, key, value)
     model_id = logged_model_id(mv)
@@ -389,9 +241,6 @@ def logged_model_id(mv) -> str | None:
 def _link_logged_model(client, run_id: str, model_id: str) -> None:
     """Name the version's logged model as an input of the run (MLflow 3: the run's page lists the model,
     the model's page the run). Skipped when the logged model is gone or the store cannot keep the link."""
-    from mlflow.entities import LoggedModelInput
-    from mlflow.exceptions import MlflowException
-
     try:
         client.get_logged_model(model_id)
         client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
@@ -403,7 +252,7 @@ def _link_logged_model(client, run_id: str, model_id: str) -> None:
 def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]) -> None:
     """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
     quality (realised, and the label-free estimate dotted) when the audit measures it."""
-    import matplotlib
+    import matplotlib  # deferred: about half a second to import, and only the charts need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

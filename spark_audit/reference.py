@@ -17,16 +17,20 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
 from spark_audit import tracking
 from spark_audit.errors import ReferenceError_
+from spark_audit.mlflow_text import Tag
 from spark_audit.profile.state import TableProfile
 from spark_audit.spec import AuditSpec, MlflowSpec
 
 REF_ARTIFACT_DIR = "spark_audit"
 REF_ARTIFACT = f"{REF_ARTIFACT_DIR}/reference_profile.json"
-TAG_REF_RUN = "spark_audit.reference_run_id"
-# the experiment tag MLflow 3's UI reads to choose the runs view ("Machine learning") over the GenAI view
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+# the value of the experiment tag (Tag.EXPERIMENT_KIND) MLflow 3's UI reads to choose the runs view
+# ("Machine learning") over the GenAI view
 EXPERIMENT_KIND_ML = "custom_model_development"
 
 
@@ -38,9 +42,6 @@ def mlflow_client(ml: MlflowSpec):
     (``spark_audit.tracking``).
     """
     tracking.apply_defaults()
-    import mlflow
-    from mlflow import MlflowClient
-
     if ml.tracking_uri:
         mlflow.set_tracking_uri(ml.tracking_uri)
     if ml.registry_uri:
@@ -60,11 +61,9 @@ def ensure_experiment(client, ml: MlflowSpec) -> str:
     it in the classic runs view rather than the GenAI one; a kind already set is left alone."""
     exp = client.get_experiment_by_name(ml.experiment)
     if exp is not None:
-        if not (exp.tags or {}).get(TAG_EXPERIMENT_KIND):
-            from mlflow.exceptions import MlflowException
-
+        if not (exp.tags or {}).get(Tag.EXPERIMENT_KIND):
             try:
-                client.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_ML)
+                client.set_experiment_tag(exp.experiment_id, Tag.EXPERIMENT_KIND, EXPERIMENT_KIND_ML)
             except MlflowException as e:  # an experiment this identity may only log runs to: left as it is
                 if tracking.lost_server(e):
                     raise
@@ -75,7 +74,7 @@ def ensure_experiment(client, ml: MlflowSpec) -> str:
         db = Path(ml.tracking_uri[len("sqlite:///"):])
         location = (db.parent / "mlartifacts").resolve().as_uri()
     return client.create_experiment(ml.experiment, artifact_location=location,
-                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_ML})
+                                    tags={Tag.EXPERIMENT_KIND: EXPERIMENT_KIND_ML})
 
 
 def resolve_model_version(client, name: str, version: str | None, alias: str | None):
@@ -134,7 +133,7 @@ def load_reference(client, uri: str) -> LoadedReference:
     if m:
         name, version, alias = m.groups()
         mv = resolve_model_version(client, name, version, alias)
-        run_id = (mv.tags or {}).get(TAG_REF_RUN) or mv.run_id
+        run_id = (mv.tags or {}).get(Tag.REFERENCE_RUN) or mv.run_id
         if not run_id:
             raise ReferenceError_(f"reference {uri!r}: model version {mv.version} has no reference run")
         return LoadedReference(_download(client, run_id, uri), uri, run_id)
@@ -176,7 +175,7 @@ def find_reference(client, spec: AuditSpec) -> LoadedReference:
             if tracking.lost_server(e):
                 raise
             mv = None  # not registered: a reference run may still exist
-        run_id = (mv.tags or {}).get(TAG_REF_RUN) if mv is not None else None
+        run_id = (mv.tags or {}).get(Tag.REFERENCE_RUN) if mv is not None else None
         run_id = run_id or _reference_run_of(client, spec, version)
     # last, as models:/ URIs always did: the version's own run, if a reference was logged there
     run_id = run_id or (mv.run_id if mv is not None else None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from spark_audit.audit import AuditResult, version_order
 from spark_audit.findings import SEVERITIES, exit_code
-from spark_audit.gate import GATE_SUFFIX
+from spark_audit.readback import complete_frames
+from spark_audit.result import AuditResult, version_order
 from spark_audit.rubric import TESTS as RUBRIC_TESTS
+from spark_audit.store import GATE_SUFFIX
 from spark_audit.timeutil import iso_utc
 
 # failing severities shout
@@ -44,8 +45,6 @@ def version_table(output, *, model: str | None = None, watched: tuple[str, ...] 
     failures. ``output`` is an audit spec's ``output``; ``model`` a model name (default: any). Reads the
     result tables without Spark when they are a folder (``spark_audit.readback``); metastore tables
     need ``spark``."""
-    from spark_audit.readback import complete_frames
-
     t = complete_frames(output, {
         "audit_runs": (), "profile_metrics": ("slice", "row_count"),
         "findings": ("slice", "kind", "severity"),

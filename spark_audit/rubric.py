@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from spark_audit.findings import SEVERITIES, Finding
-from spark_audit.timeutil import iso_utc, parse_duration, parse_iso
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration
 
 PASSED, FAILED, NOT_MEASURED = "passed", "failed", "not measured"
 
@@ -136,8 +135,6 @@ def keeping_up(spec, covered: list[tuple[datetime, datetime]], newest_row: datet
     test = BY_ID["monitoring_runs"]
     if not spec.window.size or not covered:
         return RubricRow(test, NOT_MEASURED, "the audit has no windows (window.size)")
-    from spark_audit.timeutil import interval_seconds
-
     spans = sorted(covered)
     gaps = []
     end = spans[0][1]
@@ -196,17 +193,6 @@ def score_text(rows: list[RubricRow]) -> str:
     points, n, passed = score(rows)
     failed = sum(r.status == FAILED for r in rows if r.test.in_score)
     return f"monitoring {points:g}/{n} · {passed} passed, {failed} failed"
-
-
-def table_rows(rows: list[RubricRow], common: dict[str, Any], model_version: str | None,
-               window_start: str | None, window_end: str | None) -> list[dict[str, Any]]:
-    from spark_audit import store
-
-    return [store.row("rubric", **common, model_version=model_version,
-                      window_start=parse_iso(window_start) if window_start else None,
-                      window_end=parse_iso(window_end) if window_end else None, test_id=r.test.id, test=r.test.title,
-                      status=r.status, points=r.points, in_score=r.test.in_score, evidence=r.evidence,
-                      findings=r.findings) for r in rows]
 
 
 def text(rows: list[RubricRow]) -> str:

@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 from spark_audit.errors import DataError
 from spark_audit.names import col as _c
 from spark_audit.names import quote_name as _quote
+from spark_audit.profile.state import GroupKey
 from spark_audit.spec import SourceSpec
+from spark_audit.timeutil import parse_iso
 
 
 def _first_line(e: Exception) -> str:
@@ -89,3 +91,15 @@ def read_source(
             except AnalysisException as e:
                 raise DataError(f"invalid filter {cond!r}: {_first_line(e)}") from None
     return df, version
+
+
+def group_rows(df: DataFrame, key: GroupKey, *, timestamp_column: str | None,
+               version_column: str | None) -> DataFrame:
+    """The rows of ``df`` in one group's window and model version (a window's bad rows are sampled, its
+    correlations measured, from these)."""
+    if timestamp_column and key.window_start and key.window_end:
+        ts = _c(timestamp_column)
+        df = df.where((ts >= F.lit(parse_iso(key.window_start))) & (ts < F.lit(parse_iso(key.window_end))))
+    if version_column and key.model_version is not None:
+        df = df.where(_c(version_column).cast("string") == F.lit(key.model_version))
+    return df

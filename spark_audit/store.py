@@ -25,6 +25,9 @@ from spark_audit.names import quote_name as _quote
 from spark_audit.spec import OutputSpec
 from spark_audit.timeutil import iso_utc
 
+GATE_SUFFIX = ":gate"
+"""A gate's run rows carry the audit name ``<audit>:gate``: not an audit of the version."""
+
 S, D, L, B, TS = T.StringType(), T.DoubleType(), T.LongType(), T.BooleanType(), T.TimestampType()
 
 

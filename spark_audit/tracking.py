@@ -128,6 +128,21 @@ def check_reachable(client) -> None:
         raise TrackingError(f"MLflow tracking server {tracking_uri(client)!r} is not reachable: {reason(e)}") from e
 
 
+@contextmanager
+def mlflow_run(client, experiment_id: str, tags: dict[str, str]) -> Iterator[str]:
+    """One MLflow run's lifecycle, the same for the reference, the audit and the gate: created with
+    ``tags``, yields its id, FINISHED when the block ends, FAILED (if the server still answers) when
+    it raises, and the error goes on."""
+    run = client.create_run(experiment_id, tags=tags)
+    rid = run.info.run_id
+    try:
+        yield rid
+    except BaseException as e:
+        end_run_failed(client, rid, e)
+        raise
+    client.set_terminated(rid, "FINISHED")
+
+
 def end_run_failed(client, run_id: str, cause: BaseException) -> None:
     """Mark a run FAILED after ``cause`` interrupted it; skipped if ``cause`` says the server is gone
     (another call would only wait for it), and never raises: ``cause`` is the error to report."""

@@ -66,7 +66,8 @@ def main(home: Path, result_path: Path) -> None:
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     from spark_audit import store
-    from spark_audit.audit import build_reference, run_audit
+    from spark_audit.audit import run_audit
+    from spark_audit.reference_build import build_reference
     from spark_audit.demo import write_demo
     from spark_audit.spec import load_spec
 

@@ -14,6 +14,8 @@ import yaml
 from mlflow import MlflowClient
 
 import spark_audit.audit as audit_module
+import spark_audit.reference_build as reference_build
+import spark_audit.versions as versions
 from spark_audit import mlflow_log, store
 from spark_audit.cli import main
 from spark_audit.errors import EXIT_DATA, EXIT_FINDINGS, ReferenceError_, TrackingError
@@ -201,7 +203,8 @@ def test_unreachable_server_exits_3_at_once_naming_it(spark, table, tmp_path, ca
     uri = f"http://127.0.0.1:{_closed_port()}"
     path = write_spec(tmp_path, table, uri, reference={"uri": f"models:/{MODEL}@champion"})
     reads = []
-    monkeypatch.setattr(audit_module, "read_source", lambda *a, **k: reads.append(a) or read_source(*a, **k))
+    for module in (audit_module, reference_build, versions):  # every reader of the source rows
+        monkeypatch.setattr(module, "read_source", lambda *a, **k: reads.append(a) or read_source(*a, **k))
     for command in (["reference", "build"], ["audit"], ["contract", "infer"]):
         t = time.monotonic()
         assert main(["--quiet", *command, path]) == EXIT_DATA

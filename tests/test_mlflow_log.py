@@ -7,11 +7,13 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from spark_audit import mlflow_log
-from spark_audit.audit import AuditResult, build_reference, run_audit
+from spark_audit import mlflow_log, mlflow_text
+from spark_audit.audit import run_audit
+from spark_audit.reference_build import build_reference
+from spark_audit.result import AuditResult
 from spark_audit.findings import SEVERITIES, Finding
-from spark_audit.mlflow_log import (
-    audit_params,
+from spark_audit.mlflow_log import audit_params
+from spark_audit.mlflow_text import (
     audit_summary,
     counts_text,
     description,
@@ -22,7 +24,8 @@ from spark_audit.mlflow_log import (
     run_name,
     severity_counts,
 )
-from spark_audit.reference import EXPERIMENT_KIND_ML, TAG_EXPERIMENT_KIND, ensure_experiment
+from spark_audit.mlflow_text import Tag
+from spark_audit.reference import EXPERIMENT_KIND_ML, ensure_experiment
 from spark_audit.spec import MlflowSpec, parse_spec
 
 UTC = timezone.utc
@@ -132,21 +135,21 @@ def test_params_carry_thresholds_and_statistics_without_spark():
         "drift.x.statistic": "wasserstein", "quality.task": "binary", "quality.threshold": "0.3",
         "quality.max_degradation": "0.05"}
     assert p["spec_hash"] == spec.spec_hash()
-    assert len(p["reference.uri"]) == mlflow_log.MAX_PARAM_CHARS and p["reference.uri"].endswith("…")
-    assert all(isinstance(v, str) and len(v) <= mlflow_log.MAX_PARAM_CHARS for v in p.values())
+    assert len(p["reference.uri"]) == mlflow_text.MAX_PARAM_CHARS and p["reference.uri"].endswith("…")
+    assert all(isinstance(v, str) and len(v) <= mlflow_text.MAX_PARAM_CHARS for v in p.values())
 
 
 def test_experiment_is_tagged_for_the_classic_runs_view(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     created = ensure_experiment(client, MlflowSpec(tracking_uri=uri, experiment="new"))
-    assert client.get_experiment(created).tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_ML == "custom_model_development"
+    assert client.get_experiment(created).tags[Tag.EXPERIMENT_KIND] == EXPERIMENT_KIND_ML == "custom_model_development"
     old = client.create_experiment("older")  # made before spark-audit tagged its experiments
     assert ensure_experiment(client, MlflowSpec(tracking_uri=uri, experiment="older")) == old
-    assert client.get_experiment(old).tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_ML
-    genai = client.create_experiment("genai", tags={TAG_EXPERIMENT_KIND: "genai_development"})
+    assert client.get_experiment(old).tags[Tag.EXPERIMENT_KIND] == EXPERIMENT_KIND_ML
+    genai = client.create_experiment("genai", tags={Tag.EXPERIMENT_KIND: "genai_development"})
     ensure_experiment(client, MlflowSpec(tracking_uri=uri, experiment="genai"))
-    assert client.get_experiment(genai).tags[TAG_EXPERIMENT_KIND] == "genai_development"  # a kind set stays
+    assert client.get_experiment(genai).tags[Tag.EXPERIMENT_KIND] == "genai_development"  # a kind set stays
 
 
 # --------------------------------------------------------------------------- a real audit
@@ -273,5 +276,5 @@ def test_description_wraps_long_finding_lines():
     text = description("window ok\n    CRITICAL drift  x  " + "word " * 40, "n")
     body = text.split("```text\n")[1].split("\n```")[0].splitlines()
     assert body[0] == "window ok" and len(body) == 4
-    assert max(len(line) for line in body) <= mlflow_log.DESCRIPTION_WIDTH
+    assert max(len(line) for line in body) <= mlflow_text.DESCRIPTION_WIDTH
     assert all(line.startswith(" " * 8) for line in body[2:])

@@ -136,7 +136,8 @@ def test_an_audit_names_the_pair_whose_correlation_changed(spark, tmp_path):
     that names the pair; the stable day and its slices stay quiet; the reference keeps each slice's band."""
     from datetime import datetime, timedelta, timezone
 
-    from spark_audit.audit import build_reference, run_audit
+    from spark_audit.audit import run_audit
+    from spark_audit.reference_build import build_reference
     from spark_audit.spec import parse_spec
 
     t0 = datetime(2026, 2, 1, tzinfo=timezone.utc)

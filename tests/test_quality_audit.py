@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from spark_audit import store
-from spark_audit.audit import build_reference, run_audit
+from spark_audit.audit import run_audit
+from spark_audit.reference_build import build_reference
 from spark_audit.spec import load_spec
 
 T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)

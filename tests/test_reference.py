@@ -6,8 +6,8 @@ import pytest
 
 from spark_audit.errors import ReferenceError_, TrackingError
 from spark_audit.profile.state import ColumnProfile, GroupKey, TableProfile
+from spark_audit.mlflow_text import Tag
 from spark_audit.reference import (
-    TAG_REF_RUN,
     ensure_experiment,
     load_reference,
     log_profile_artifact,
@@ -57,7 +57,7 @@ def test_model_version_tag_points_at_a_separate_reference_run(ml):
     log_profile_artifact(client, ref_run.info.run_id, _profile(25))
     client.create_registered_model("m2")
     mv = client.create_model_version("m2", f"{train.info.artifact_uri}/model", run_id=train.info.run_id)
-    client.set_model_version_tag("m2", mv.version, TAG_REF_RUN, ref_run.info.run_id)
+    client.set_model_version_tag("m2", mv.version, Tag.REFERENCE_RUN, ref_run.info.run_id)
     assert load_reference(client, "models:/m2/1").profile.row_count == 25
 
 

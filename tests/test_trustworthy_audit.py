@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from spark_audit import store
-from spark_audit.audit import build_reference, run_audit
+from spark_audit.audit import run_audit
+from spark_audit.reference_build import build_reference
 from spark_audit.spec import parse_spec
 from spark_audit.timeutil import iso_utc
 

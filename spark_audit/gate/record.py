@@ -1,4 +1,5 @@
-"""A gate's decision in MLflow: a run with its evidence, tags on the candidate version, and the alias move.
+"""A gate's decision recorded: ``gate_results`` rows in Delta (between a running and a complete run row),
+and in MLflow a run with its evidence, tags on the candidate version, and the alias move.
 
 The run (experiment of the spec, tag ``spark_audit.kind = gate``) is named like the audit runs
 (``churn-demo gate · model 2 vs 1 · PASS``), carries the summary as its description, the overall
@@ -10,17 +11,22 @@ the gate passed, after everything else is recorded; the version then also gets `
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+from mlflow.entities import Metric, Param
+from pyspark.sql import SparkSession
+
+from spark_audit import store
 from spark_audit.errors import ReferenceError_
-from spark_audit.gate import GateResult, summary
-from spark_audit.mlflow_log import description, metric_key, run_link
+from spark_audit.gate.result import GateResult, summary
+from spark_audit.mlflow_text import Tag, description, metric_key, run_link
 from spark_audit.reference import ensure_experiment, resolve_model_version
+from spark_audit.rows import finite
 from spark_audit.spec import AuditSpec
-from spark_audit.tracking import end_run_failed, tracking_calls, tracking_uri
+from spark_audit.tracking import mlflow_run, tracking_calls, tracking_uri
 
 GATE_JSON = "spark_audit/gate.json"
 GATE_MD = "spark_audit/gate.md"
-TAG_GATE_STATUS, TAG_GATE_CHAMPION, TAG_GATE_SUMMARY, TAG_GATE_RUN, TAG_GATE_PROMOTED = (
-    "gate_status", "gate_champion", "gate_summary", "gate_run", "gate_promoted")
 
 
 def gate_summary(result: GateResult) -> str:
@@ -34,21 +40,17 @@ def gate_summary(result: GateResult) -> str:
 
 def log_gate_run(client, spec: AuditSpec, result: GateResult, promote: str | None = None) -> str:
     """Log the gate as a run, tag the candidate version, move ``promote`` on a pass; returns the run id."""
-    from mlflow.entities import Metric, Param
-
     with tracking_calls(client, "recording the gate in MLflow"):
         exp_id = ensure_experiment(client, spec.mlflow)
         verdict = "PASS" if result.passed else "FAIL"
         name = f"{spec.name} gate · model {result.candidate} vs {result.champion} · {verdict}"
-        tags = {"spark_audit.kind": "gate", "spark_audit.audit": spec.name, "spark_audit.gate_key": result.gate_key,
-                "spark_audit.source": spec.source.display, "spark_audit.source_version": str(result.source_version),
-                "model_name": spec.model.name, "model_version": result.candidate,
-                "spark_audit.champion": result.champion, "spark_audit.gate": verdict.lower(), "mlflow.runName": name}
-        run = client.create_run(exp_id, tags=tags)
-        rid = run.info.run_id
-        result.mlflow_run_id = rid
-        try:
-            client.set_tag(rid, "mlflow.note.content", description(summary(result, slices=False), name))
+        tags = {Tag.KIND: "gate", Tag.AUDIT: spec.name, Tag.GATE_KEY: result.gate_key,
+                Tag.SOURCE: spec.source.display, Tag.SOURCE_VERSION: str(result.source_version),
+                Tag.MODEL_NAME: spec.model.name, Tag.MODEL_VERSION: result.candidate,
+                Tag.CHAMPION: result.champion, Tag.GATE: verdict.lower(), Tag.RUN_NAME: name}
+        with mlflow_run(client, exp_id, tags) as rid:
+            result.mlflow_run_id = rid
+            client.set_tag(rid, Tag.NOTE, description(summary(result, slices=False), name))
             cfg = spec.gate
             params = {"candidate": result.candidate, "champion": result.champion_label,
                       "confidence": result.confidence, "replicates": result.replicates,
@@ -70,10 +72,6 @@ def log_gate_run(client, spec: AuditSpec, result: GateResult, promote: str | Non
             client.log_dict(rid, result.to_json(), GATE_JSON)
             client.log_text(rid, "```\n" + summary(result) + "\n```\n", GATE_MD)
             _tag_candidate(client, spec, result, exp_id, rid, promote)
-        except Exception as e:
-            end_run_failed(client, rid, e)
-            raise
-        client.set_terminated(rid, "FINISHED")
     return rid
 
 
@@ -86,13 +84,42 @@ def _tag_candidate(client, spec: AuditSpec, result: GateResult, exp_id: str, run
             raise ReferenceError_(f"model version {result.candidate} of {spec.model.name!r} is not registered: "
                                   f"@{promote} cannot move to it") from None
         return
-    for key, value in ((TAG_GATE_STATUS, "pass" if result.passed else "fail"),
-                       (TAG_GATE_CHAMPION, result.champion), (TAG_GATE_SUMMARY, gate_summary(result)),
-                       (TAG_GATE_RUN, run_link(tracking_uri(client), exp_id, run_id))):
+    for key, value in ((Tag.GATE_STATUS, "pass" if result.passed else "fail"),
+                       (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, gate_summary(result)),
+                       (Tag.GATE_RUN, run_link(tracking_uri(client), exp_id, run_id))):
         client.set_model_version_tag(mv.name, mv.version, key, value)
     if promote and result.passed:
         alias = promote.lstrip("@")
         client.set_registered_model_alias(mv.name, alias, mv.version)
-        client.set_model_version_tag(mv.name, mv.version, TAG_GATE_PROMOTED, alias)
-        client.set_tag(run_id, "spark_audit.promoted", alias)
+        client.set_model_version_tag(mv.name, mv.version, Tag.GATE_PROMOTED, alias)
+        client.set_tag(run_id, Tag.PROMOTED, alias)
         result.promoted = alias
+
+
+def write(spark: SparkSession, spec: AuditSpec, result: GateResult) -> None:
+    """The ``gate_results`` rows, between a running and a complete ``audit_runs`` row (audit name
+    ``<name>:gate``, model version = the candidate), so a killed gate never looks complete."""
+    cfg = spec.gate
+    key = result.gate_key
+    common = dict(audit_key=key, audit_run_id=result.gate_run_id, audit_name=spec.name + store.GATE_SUFFIX,
+                  source=spec.source.display, source_version=result.source_version)
+    run = dict(**common, spec_hash=spec.spec_hash(), model_name=spec.model.name, model_version=result.candidate,
+               reference_uri=f"models:/{spec.model.name}/{result.champion}", window_start=cfg.start,
+               window_end=cfg.end, started_at=result.started, groups=len({r.slice for r in result.rows}),
+               mlflow_run_id=result.mlflow_run_id, newest_row_at=None, source_committed_at=None)
+    store.write_rows(spark, spec.output, "audit_runs", [store.row(
+        "audit_runs", **run, status="running", finished_at=None, findings=None, worst_severity=None,
+        exit_code=None, message=None)], audit_key=key)
+    store.write_rows(spark, spec.output, "gate_results", [store.row(
+        "gate_results", **common, candidate=result.candidate, champion=result.champion, slice=r.slice,
+        metric=r.metric, n=r.n, champion_value=finite(r.champion_value), candidate_value=finite(r.candidate_value),
+        difference=finite(r.difference), ci_low=finite(r.interval.low), ci_high=finite(r.interval.high),
+        standard_error=finite(r.interval.standard_error), p_value=finite(r.interval.p_value),
+        q_value=finite(r.q_value), verdict=r.verdict, protected=r.protected, failed=r.failed, reason=r.reason,
+        gate_passed=result.passed, confidence=result.confidence, replicates=result.replicates)
+        for r in result.rows], audit_key=key)
+    store.write_rows(spark, spec.output, "audit_runs", [store.row(
+        "audit_runs", **run, status="complete", finished_at=datetime.now(timezone.utc),
+        findings=len(result.reasons), worst_severity=None if result.passed else "error", exit_code=result.exit_code,
+        message=("gate passed" if result.passed else "gate failed: " + "; ".join(result.reasons))[:2000])],
+        audit_key=key)
