@@ -25,7 +25,7 @@ from spark_audit.findings import Finding
 from spark_audit.judge import Context, judge
 from spark_audit.names import col as _c
 from spark_audit.profile import Grouping, GroupResult, overall_groups, profile_groups, resolve_columns
-from spark_audit.profile.exprs import ColumnSpec
+from spark_audit.profile.exprs import ColumnSpec, Sketches
 from spark_audit.profile.state import Bins
 from spark_audit.progress import QUIET, Progress
 from spark_audit.reference import LoadedReference, find_reference, mlflow_client
@@ -113,7 +113,7 @@ def scan(spec: AuditSpec, rows: Rows, ref: LoadedReference, plan: ContractPlan |
     parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
     finest = profile_groups(rows.df, rows.columns, grouping, bins=bins, top_k=spec.profile.top_k,
                             kll_k=spec.profile.kll_k, parts=parts, centers=ref.profile.centers(),
-                            sketches=spec.profile.sketches())
+                            sketches=Sketches.of(spec.profile))
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {rows.version}"

@@ -23,6 +23,9 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_audit.reference import ensure_experiment, mlflow_client
+from spark_audit.spec import parse_spec
+
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DAYS = 14
 REFERENCE_DAYS = 7
@@ -183,9 +186,6 @@ def ensure_model_version(client, experiment_id: str, version: str = "1") -> str:
 
 def write_demo(spark: SparkSession, home: Path, rows_per_day: int) -> Path:
     """Generate the table (overwriting an earlier demo's) and write the demo's audit spec."""
-    from spark_audit.reference import ensure_experiment, mlflow_client
-    from spark_audit.spec import parse_spec
-
     home.mkdir(parents=True, exist_ok=True)
     spec_dict = demo_spec(home)
     table = spec_dict["source"]["path"]

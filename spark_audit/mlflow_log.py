@@ -255,7 +255,7 @@ def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]
     import matplotlib  # deferred: about half a second to import, and only the charts need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred with matplotlib (above)
 
     def chart(rows, key, label, title, ylabel, name, estimated=None):
         fig, ax = plt.subplots(figsize=(9, 4.5))

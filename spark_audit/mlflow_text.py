@@ -76,7 +76,14 @@ def status(worst_severity: str | None) -> str:
 def format_range(start: datetime | None, end: datetime | None) -> str:
     """The days audited, ``01-08→01-14``: from the first window's start to the last window's end, which is
     exclusive (a window ending at midnight shows its last day). ``MM-DD`` when the range spans less than a
-    year, ``YYYY-MM-DD`` otherwise; one day shows once; ``""`` without windows."""
+    year, ``YYYY-MM-DD`` otherwise; one day shows once; ``""`` without windows.
+
+    >>> from datetime import datetime, timezone
+    >>> format_range(datetime(2026, 1, 8, tzinfo=timezone.utc), datetime(2026, 1, 15, tzinfo=timezone.utc))
+    '01-08→01-14'
+    >>> format_range(datetime(2026, 1, 8, tzinfo=timezone.utc), datetime(2026, 1, 9, tzinfo=timezone.utc))
+    '01-08'
+    """
     if start is None or end is None:
         return ""
     last = max(start, end - timedelta(microseconds=1))  # the end is exclusive
@@ -191,5 +198,9 @@ def description(summary: str, name: str, *, limit: int = MAX_DESCRIPTION_CHARS) 
 
 def metric_key(*parts: str) -> str:
     """A metric or parameter name MLflow accepts: characters outside letters, digits, ``_ - . space``
-    become ``_``; at most 250 characters."""
+    become ``_``; at most 250 characters.
+
+    >>> metric_key("drift", "age/x")
+    'drift.age_x'
+    """
     return re.sub(r"[^\w.\- ]", "_", ".".join(parts))[:MAX_KEY_CHARS]

@@ -42,6 +42,7 @@ from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import TableProfile
 from spark_audit.rows import finite, group_fields
 from spark_audit.scan import ScanPart
+from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec, QualityConfig, QualitySpec
 
 Q, E = "q__", "e__"
@@ -52,8 +53,6 @@ def with_labels(spark: SparkSession, df: DataFrame, spec: AuditSpec) -> DataFram
     cfg = spec.quality
     if cfg is None or cfg.labels is None:
         return df
-    from spark_audit.source import read_source
-
     labels, _ = read_source(spark, cfg.labels.source)
     return join_labels(
         df, labels, list(cfg.labels.keys), label_col=cfg.measure.label, label_time_col=cfg.labels.label_time_column,

@@ -14,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from spark_audit import store
 from spark_audit.errors import DataError
 from spark_audit.spec import OutputSpec
 
@@ -32,17 +36,10 @@ def read_frame(output: OutputSpec, table: str, spark=None, columns: Sequence[str
     if needs_spark(output):
         if spark is None:
             raise DataError(f"reading {output.database}.{table} needs a Spark session (a metastore table)")
-        from spark_audit import store
-
         df = store.read(spark, output, table)
         return None if df is None else (df.select(*columns) if columns else df).toPandas()
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    from spark_audit.store import location
-
     try:
-        return DeltaTable(location(output, table)).to_pandas(columns=list(columns) if columns else None)
+        return DeltaTable(store.location(output, table)).to_pandas(columns=list(columns) if columns else None)
     except TableNotFoundError:
         return None
 

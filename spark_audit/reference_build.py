@@ -24,6 +24,7 @@ from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import DataError, ReferenceError_
 from spark_audit.mlflow_text import Tag, metric_key
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
+from spark_audit.profile.exprs import Sketches
 from spark_audit.profile.profiler import merged_group
 from spark_audit.profile.state import Bins, GroupKey, merge_all
 from spark_audit.progress import QUIET, Progress
@@ -63,7 +64,7 @@ def profile_reference(
     q_parts = quality.parts(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
-                                              kll_k=spec.profile.kll_k, sketches=spec.profile.sketches()))
+                                              kll_k=spec.profile.kll_k, sketches=Sketches.of(spec.profile)))
         if not first or first[0].profile.row_count == 0:
             of = f" of model version {model_version}" if spec.model.version_column and model_version else ""
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows{of}")
@@ -77,7 +78,7 @@ def profile_reference(
         # no HLL here: the reference keeps the first pass's distinct counts (``whole`` below), and a
         # sketch would keep this scan from being code-generated (``Sketches``)
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
-                                centers=centers, sketches=replace(spec.profile.sketches(), hll=()),
+                                centers=centers, sketches=replace(Sketches.of(spec.profile), hll=()),
                                 parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
         # with a version column the audit judges each version's volume against that version's own
         by_version = table_checks.count_by_version(df, replace(
@@ -143,7 +144,7 @@ def profile_training(spark: SparkSession, spec: AuditSpec, bins: dict[str, Bins]
         columns = resolve_columns(df.schema, wanted, source=t.source.display)
         groups = overall_groups(profile_groups(df, columns, Grouping(model_version=model_version), bins=bins,
                                                top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                               sketches=spec.profile.sketches()))
+                                               sketches=Sketches.of(spec.profile)))
     if not groups or groups[0].profile.row_count == 0:
         raise DataError(f"the training rows of {t.source.display!r} are empty"
                         + (f" for model version {model_version}" if model_version else ""))

@@ -110,5 +110,9 @@ class VersionAudit:
 
 
 def version_order(v: str) -> tuple:
-    """Model versions in numeric order where they are numbers ("2" before "10")."""
+    """Model versions in numeric order where they are numbers ("2" before "10").
+
+    >>> sorted(["10", "2", "b", "1"], key=version_order)
+    ['1', '2', '10', 'b']
+    """
     return (0, int(v), v) if v.isdigit() else (1, 0, v)

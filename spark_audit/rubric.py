@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from spark_audit.findings import SEVERITIES, Finding
+from spark_audit.findings import FAILS_TEST, SEVERITIES, Finding, kinds_failing
 from spark_audit.timeutil import interval_seconds, iso_utc, parse_duration
 
 PASSED, FAILED, NOT_MEASURED = "passed", "failed", "not measured"
@@ -33,21 +33,19 @@ class RubricTest:
 
 
 TESTS = (
-    RubricTest("monitor_1", "Dependency changes result in notification",
-               ("schema", "stale", "freshness", "missing_window", "volume", "duplicates")),
-    RubricTest("monitor_2", "Data invariants hold in training and serving inputs", ("contract",)),
-    RubricTest("monitor_3", "Training and serving features compute the same values", ("skew",)),
+    RubricTest("monitor_1", "Dependency changes result in notification", kinds_failing("monitor_1")),
+    RubricTest("monitor_2", "Data invariants hold in training and serving inputs", kinds_failing("monitor_2")),
+    RubricTest("monitor_3", "Training and serving features compute the same values", kinds_failing("monitor_3")),
     RubricTest("monitor_4", "Models are not too stale"),
     RubricTest("monitor_5", "The model is numerically stable"),
     RubricTest("monitor_6", "The model has not experienced a dramatic or slow-leak regression in training speed, "
                             "serving latency, throughput, or RAM usage"),
     RubricTest("monitor_7", "The model has not experienced a regression in prediction quality on served data",
-               ("quality", "quality_estimate", "anomaly")),
+               kinds_failing("monitor_7")),
     RubricTest("monitoring_runs", "The monitoring itself runs: audits keep up with the data, with no gap",
                in_score=False),
 )
 BY_ID = {t.id: t for t in TESTS}
-FAILING = "warning"  # a finding of this severity or worse fails its test
 
 
 @dataclass
@@ -63,7 +61,7 @@ class RubricRow:
 
 
 def _failing(findings: list[Finding], kinds: tuple[str, ...]) -> list[Finding]:
-    return [f for f in findings if f.kind in kinds and SEVERITIES.index(f.severity) >= SEVERITIES.index(FAILING)]
+    return [f for f in findings if f.kind in kinds and SEVERITIES.index(f.severity) >= SEVERITIES.index(FAILS_TEST)]
 
 
 def _by_kind(found: list[Finding]) -> str:
@@ -162,8 +160,8 @@ def evaluate(spec, findings: list[Finding], groups, *, has_training: bool, audit
              covered: list[tuple[datetime, datetime]], newest_row: datetime | None) -> list[RubricRow]:
     """The rubric of one audit of one model version, in the paper's order."""
     rows = [
-        _from_findings(BY_ID["monitor_1"], findings, True, "schema, freshness, missing windows, volume, duplicates",
-                       ""),
+        _from_findings(BY_ID["monitor_1"], findings, True,
+                       "schema, missing values, freshness, missing windows, volume, duplicates", ""),
         _from_findings(BY_ID["monitor_2"], findings, spec.contract is not None,
                        "the data contract on serving rows (training rows are not checked against it)",
                        "no data contract in the spec (contract.path)"),

@@ -66,7 +66,7 @@ def get_spark(
     log4j's warnings; otherwise they are hidden, and the startup output is written to
     stderr only if the start fails.
     """
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # deferred: `spark-audit validate` starts no JVM and needs no pyspark
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -74,7 +74,7 @@ def get_spark(
     if master is None and (os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("DATABRICKS_RUNTIME_VERSION")):
         # launched by spark-submit or on Databricks: master, packages and Delta come from there
         return SparkSession.builder.appName(app_name).getOrCreate()
-    from delta import configure_spark_with_delta_pip
+    from delta import configure_spark_with_delta_pip  # deferred with pyspark (above)
 
     if verbose is None:
         verbose = verbose_from_env()

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +190,10 @@ class ProfileSpec:
     kll: str = "auto"
     hll: str = "categorical"
 
-    def sketches(self):
-        from spark_audit.profile.exprs import Sketches
-
-        kinds = {"categorical": ("categorical",), "all": ("numeric", "categorical", "boolean", "timestamp"),
-                 "none": ()}[self.hll]
-        return Sketches(kll=self.kll, hll=kinds)
+    @property
+    def hll_kinds(self) -> tuple[str, ...]:
+        """The column kinds that keep an HLL sketch (``spark_audit.profile.exprs.Sketches.of``)."""
+        return {"categorical": ("categorical",), "all": KINDS, "none": ()}[self.hll]
 
 
 @dataclass(frozen=True)
@@ -451,8 +449,6 @@ class _Reader(KeyPathReader):
 
 def _date_values(v: Any) -> Any:
     # yaml turns 2024-01-01 into a date; accept it as midnight UTC
-    from datetime import date
-
     if isinstance(v, date) and not isinstance(v, datetime):
         return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
     if isinstance(v, dict):

@@ -31,6 +31,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import norm
 
+from spark_audit import store
 from spark_audit.findings import Candidate, Finding
 from spark_audit.names import col as _c
 from spark_audit.profile.arrow_scan import Extra
@@ -154,8 +155,6 @@ def volume_history(spark: SparkSession, output: Any, audit_name: str, audit_key:
                    min_rows: int) -> dict[tuple, list[tuple[str, int]]]:
     """Earlier windows' row counts from complete audits of the same audit name, per (slice, model
     version): the volume's own history (``profile_metrics`` keeps each group's row count)."""
-    from spark_audit import store
-
     found = store.window_history(spark, output, "profile_metrics", audit_name, audit_key,
                                  ("slice", "model_version"), "row_count", F.col("row_count") >= F.lit(min_rows))
     return {k: [(w, int(v)) for w, v in series] for k, series in found.items()}

@@ -24,6 +24,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import mlflow
+import requests
+from mlflow.exceptions import MlflowException
+
 from spark_audit.errors import AuditError, TrackingError
 
 # MLflow's environment variables and the values spark-audit uses when they are not set: one retry of a failed
@@ -47,8 +51,6 @@ def tracking_uri(client) -> str:
     uri = getattr(client, "tracking_uri", None)
     if uri:
         return str(uri)
-    import mlflow
-
     return mlflow.get_tracking_uri()
 
 
@@ -62,8 +64,6 @@ def _chain(e: BaseException) -> Iterator[BaseException]:
 
 
 def _lost(e: BaseException) -> bool:
-    import requests
-
     return isinstance(e, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout,
                           requests.exceptions.RetryError))
 
@@ -77,8 +77,6 @@ def lost_server(e: BaseException) -> bool:
 
 def reason(e: BaseException) -> str:
     """A short cause: "connection refused", "no answer within 15 s", or the first line of the error."""
-    import requests
-
     chain = list(_chain(e))
     if any(isinstance(x, ConnectionRefusedError) for x in chain):
         return "connection refused"
@@ -97,8 +95,6 @@ def error(client_or_uri, doing: str, e: BaseException) -> TrackingError:
 
 
 def _is_tracking_failure(e: BaseException) -> bool:
-    from mlflow.exceptions import MlflowException
-
     return isinstance(e, MlflowException) or lost_server(e)
 
 

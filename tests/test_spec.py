@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from spark_audit.errors import SpecError
+from spark_audit.profile.exprs import Sketches
 from spark_audit.spec import load_spec, parse_spec
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -209,13 +210,13 @@ def test_profile_sketch_options():
     """profile.kll / profile.hll: defaults keep the spec's hash; other values change what the scan keeps."""
     plain = parse_spec(MINIMAL)
     assert (plain.profile.kll, plain.profile.hll) == ("auto", "categorical")
-    assert plain.profile.sketches().hll == ("categorical",) and plain.profile.sketches().kll == "auto"
+    assert Sketches.of(plain.profile).hll == ("categorical",) and Sketches.of(plain.profile).kll == "auto"
     same = parse_spec({**MINIMAL, "profile": {"kll": "auto", "hll": "categorical"}})
     assert same.spec_hash() == plain.spec_hash()
     every = parse_spec({**MINIMAL, "profile": {"kll": "always", "hll": "all"}})
     assert every.spec_hash() != plain.spec_hash()
-    assert every.profile.sketches().kll == "always" and "numeric" in every.profile.sketches().hll
-    assert parse_spec({**MINIMAL, "profile": {"hll": "none"}}).profile.sketches().hll == ()
+    assert Sketches.of(every.profile).kll == "always" and "numeric" in Sketches.of(every.profile).hll
+    assert Sketches.of(parse_spec({**MINIMAL, "profile": {"hll": "none"}}).profile).hll == ()
     with pytest.raises(SpecError) as e:
         parse_spec({**MINIMAL, "profile": {"kll": "sometimes"}})
     assert "profile.kll" in str(e.value) and "auto, always" in str(e.value)

@@ -41,7 +41,7 @@ import datetime as _dt
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -56,6 +56,7 @@ from spark_audit.contract.results import (
     CONTRACT_VIOLATIONS_FIELDS,
     MEASURES,
     GroupedRuleResult,
+    PlanRule,
     RuleResult,
     read_count,
     skipped,
@@ -96,34 +97,6 @@ def _now_seconds(now: Any) -> float:
 
 
 # --------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True, eq=False)
-class PlanRule:
-    """One compiled rule. ``measure`` (a key of MEASURES) says what its aggregate value is.
-
-    ``count``: failing rows (``count_if(condition)``); ``rowCount``: rows;
-    ``freshness``: ``unix_micros(max(column))``; ``duplicates``: computed by
-    :func:`uniqueness_results`, not part of :attr:`ContractPlan.exprs`.
-    """
-
-    rule_id: str
-    kind: str
-    column: str | None
-    severity: str
-    threshold: Threshold
-    measure: str
-    alias: str
-    description: str
-    path: str
-    condition: Column | None = None
-    expr: Column | None = None
-    key_columns: tuple[str, ...] = ()
-    skip_reason: str | None = None
-
-    @property
-    def threshold_text(self) -> str:
-        return self.threshold.describe(MEASURES[self.measure].subject(self.threshold))
 
 
 class ContractPlan:

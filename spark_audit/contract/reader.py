@@ -58,7 +58,6 @@ Quality rules (``quality[k]``)
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,7 +65,7 @@ from types import MappingProxyType
 from typing import Any
 
 from spark_audit.contract import odcs
-from spark_audit.contract.logical_types import LOGICAL_TYPES, check_value
+from spark_audit.contract.logical_types import LOGICAL_TYPES
 from spark_audit.contract.model import OPERATORS, DataContract, Property, QualityRule, SchemaObject, Threshold
 from spark_audit.contract.rules import (
     RULES,
@@ -76,9 +75,10 @@ from spark_audit.contract.rules import (
     option_names,
     quality_kinds,
 )
+from spark_audit.contract.values import ValueReader
 from spark_audit.findings import SEVERITIES
-from spark_audit.yamlread import KeyPathReader, load_yaml, loads_yaml
 from spark_audit.yamlread import join as _join
+from spark_audit.yamlread import load_yaml, loads_yaml
 
 __all__ = ["ENGINE", "Reader", "load_contract", "loads_contract", "parse_contract"]
 
@@ -102,39 +102,13 @@ def parse_contract(data: Any, *, file: str = "<contract>") -> DataContract:
     return Reader(file).contract(data)
 
 
-class Reader(KeyPathReader):
-    """Builds the model from a JSON-like document; the rule kinds' readers use its helpers."""
+class Reader(ValueReader):
+    """Builds the model from a JSON-like document; the rule kinds' readers use its value helpers."""
 
     def __init__(self, file: str):
         super().__init__(file)
         self.explicit_ids: dict[str, str] = {}
         self.doc: Any = None
-
-    def value(self, v: Any, path: str, ltype: str) -> Any:
-        try:
-            return check_value(v, ltype)
-        except ValueError as exc:
-            raise self.fail(path, f"{exc} for logicalType {ltype}") from None
-
-    def ordered_value(self, v: Any, path: str, ltype: str) -> Any:
-        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-            raise self.fail(path, f"a bound must be finite, got {v!r}")
-        return self.value(v, path, ltype)
-
-    def need_type(self, opts: Mapping[str, tuple[Any, str]], types: Sequence[str], ltype: str) -> None:
-        """Options given (name -> (value, key path)) must be for a property of one of ``types``."""
-        if ltype not in types:
-            option, (_, path) = next(iter(opts.items()))
-            raise self.fail(path, f"{option} needs logicalType {' or '.join(types)}, not {ltype}")
-
-    def check_regex(self, pattern: str, path: str) -> None:
-        """Best-effort check: Python's ``re`` reads most Java patterns; ``\\p{..}`` it does not."""
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            if "\\p" in pattern or "\\P" in pattern:
-                return
-            raise self.fail(path, f"invalid regular expression {pattern!r}: {exc}") from None
 
     # ---- contract
     def contract(self, data: Any) -> DataContract:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from pyspark.sql import Column
 from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType
 
 from spark_audit.contract.model import COUNT_UNITS, TIME_UNITS, Threshold
 from spark_audit.findings import worst
-
-if TYPE_CHECKING:
-    from spark_audit.contract.compile import PlanRule
 
 
 @dataclass(frozen=True)
@@ -160,3 +158,31 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     # non-null keys minus distinct keys, in a separate grouped pass (uniqueness_results)
     Measure("duplicates", lambda t: "duplicate %" if t.unit == "percent" else "duplicate rows", None, read_count),
 )}
+
+
+@dataclass(frozen=True, eq=False)
+class PlanRule:
+    """One compiled rule. ``measure`` (a key of MEASURES) says what its aggregate value is.
+
+    ``count``: failing rows (``count_if(condition)``); ``rowCount``: rows;
+    ``freshness``: ``unix_micros(max(column))``; ``duplicates``: computed by
+    :func:`uniqueness_results`, not part of :attr:`ContractPlan.exprs`.
+    """
+
+    rule_id: str
+    kind: str
+    column: str | None
+    severity: str
+    threshold: Threshold
+    measure: str
+    alias: str
+    description: str
+    path: str
+    condition: Column | None = None
+    expr: Column | None = None
+    key_columns: tuple[str, ...] = ()
+    skip_reason: str | None = None
+
+    @property
+    def threshold_text(self) -> str:
+        return self.threshold.describe(MEASURES[self.measure].subject(self.threshold))

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import Column, SparkSession
@@ -60,12 +60,10 @@ from pyspark.sql.types import (
 from spark_audit.contract.logical_types import ORDERED_TYPES, VALUE_TYPES, order_key
 from spark_audit.contract.model import ZERO_ROWS, Property, SpecialValue, Threshold
 from spark_audit.contract.results import MEASURES
+from spark_audit.contract.values import ValueReader
 from spark_audit.errors import SpecError
 from spark_audit.names import col as _col
 from spark_audit.timeutil import parse_time
-
-if TYPE_CHECKING:
-    from spark_audit.contract.reader import Reader
 
 LEVELS = ("property", "table")
 QUALITY_TYPES = ("library", "custom", "sql")  # how a quality[] entry selects a kind
@@ -261,9 +259,9 @@ class RuleKind:
     levels: tuple[str, ...] = ("property",)
     quality: str | None = None  # library | custom | sql: selectable by a quality[] entry
     arguments: tuple[str, ...] = ()
-    read_arguments: Callable[[Reader, Mapping[str, Any], str, str, str], dict[str, Any]] | None = None
+    read_arguments: Callable[[ValueReader, Mapping[str, Any], str, str, str], dict[str, Any]] | None = None
     options: tuple[str, ...] = ()
-    read_options: Callable[[Reader, Mapping[str, tuple[Any, str]], str], dict[str, Any]] | None = None
+    read_options: Callable[[ValueReader, Mapping[str, tuple[Any, str]], str], dict[str, Any]] | None = None
     declared: Callable[[Property], Iterable[Declared]] | None = None
     column: Callable[[Site, Mapping[str, Any], str], str | None] | None = None
     severity: str = "error"
@@ -319,8 +317,8 @@ def _declare(attr: str, suffix: str, option: str) -> Callable[[Property], Iterab
     return declared
 
 
-def _read_percent(attr: str) -> Callable[[Reader, Mapping[str, tuple[Any, str]], str], dict[str, Any]]:
-    def read(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_percent(attr: str) -> Callable[[ValueReader, Mapping[str, tuple[Any, str]], str], dict[str, Any]]:
+    def read(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
         reader.need_type(opts, ("number",), ltype)
         [(v, p)] = opts.values()
         return {attr: reader.number(v, p, lo=0, hi=100)}
@@ -338,7 +336,7 @@ def _float_check(what: str, make: Callable[[Column], Column]) -> Build:
     return build
 
 
-def _read_specials(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_specials(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
     reader.need_type(opts, VALUE_TYPES, ltype)
     v, p = opts["specialValues"]
     specials: list[SpecialValue] = []
@@ -367,7 +365,7 @@ def _declare_specials(p: Property) -> Iterable[Declared]:
         yield Declared(f"specialValue[{s.value}]", f"{p.path}.specialValues", threshold, {"value": s.value})
 
 
-def _read_range(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_range(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
     """``minimum``/``maximum`` (inclusive) or ``exclusiveMinimum``/``exclusiveMaximum`` (the bound itself)."""
     reader.need_type(opts, ORDERED_TYPES, ltype)
     out: dict[str, Any] = {}
@@ -407,7 +405,7 @@ def _build_range(site: Site, a: Mapping[str, Any], path: str) -> Column:
                                       bool(a.get("exclusive_minimum")), bool(a.get("exclusive_maximum")))
 
 
-def _read_allowed(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_allowed(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
     reader.need_type(opts, VALUE_TYPES, ltype)
     v, p = opts["allowedValues"]
     if not isinstance(v, list) or not v:
@@ -415,7 +413,7 @@ def _read_allowed(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: st
     return {"allowed_values": tuple(reader.value(x, f"{p}[{i}]", ltype) for i, x in enumerate(v) if x is not None)}
 
 
-def _read_pattern(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_pattern(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
     reader.need_type(opts, ("string",), ltype)
     v, p = opts["pattern"]
     if not isinstance(v, str) or not v:
@@ -424,7 +422,7 @@ def _read_pattern(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: st
     return {"pattern": v}
 
 
-def _read_length(reader: Reader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
+def _read_length(reader: ValueReader, opts: Mapping[str, tuple[Any, str]], ltype: str) -> dict[str, Any]:
     reader.need_type(opts, ("string",), ltype)
     lo = reader.count(*opts["minLength"]) if "minLength" in opts else None
     hi = reader.count(*opts["maxLength"]) if "maxLength" in opts else None
@@ -452,7 +450,7 @@ def _build_length(site: Site, a: Mapping[str, Any], path: str) -> Column:
 # --------------------------------------------------------------------------- quality rules
 
 
-def _read_missing(reader: Reader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
+def _read_missing(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     vp = f"{path}.missingValues"
     vals = reader.seq(args.get("missingValues", []), vp)
     return {"missingValues": tuple(reader.value(v, f"{vp}[{i}]", ltype) for i, v in enumerate(vals) if v is not None)}
@@ -465,7 +463,7 @@ def _build_missing(site: Site, a: Mapping[str, Any], path: str) -> Column:
     return col.isNull() | col.isin(*[lit(v, site.dtype()) for v in values])
 
 
-def _read_invalid(reader: Reader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
+def _read_invalid(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     if not args:
         raise reader.fail(path, "invalidValues needs arguments.validValues, pattern, minimum or maximum")
     out: dict[str, Any] = {}
@@ -512,7 +510,7 @@ def _build_invalid(site: Site, a: Mapping[str, Any], path: str) -> Column:
     return any_of(bad)
 
 
-def _read_duplicates(reader: Reader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
+def _read_duplicates(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     if level == "property":
         if args:
             raise reader.fail(f"{path}.{next(iter(args))}", "duplicateValues takes no arguments on a property")
@@ -526,7 +524,7 @@ def _read_duplicates(reader: Reader, args: Mapping[str, Any], path: str, level: 
     return {"properties": tuple(cols)}
 
 
-def _read_query(reader: Reader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
+def _read_query(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     query = reader.string(args, "query", path, required=True)
     assert query is not None
     if re.match(r"\s*(select|with)\b", query, re.IGNORECASE):
@@ -559,7 +557,7 @@ def _build_sql(site: Site, a: Mapping[str, Any], path: str) -> Column:
     return ~F.coalesce(e, F.lit(False))
 
 
-def _read_freshness(reader: Reader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
+def _read_freshness(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     col = reader.string(args, "property", path)
     return {"property": col} if col is not None else {}
 

@@ -50,7 +50,13 @@ def missing_count(col: ColumnProfile) -> int:
 
 
 def two_proportion_z(x1: float, n1: float, x2: float, n2: float) -> float:
-    """Pooled two-proportion z of x2/n2 against x1/n1 (positive when the second is higher)."""
+    """Pooled two-proportion z of x2/n2 against x1/n1 (positive when the second is higher).
+
+    >>> round(two_proportion_z(10, 100, 20, 100), 4)
+    1.9803
+    >>> two_proportion_z(0, 100, 5, 100) > 0
+    True
+    """
     if n1 <= 0 or n2 <= 0:
         return math.nan
     p = (x1 + x2) / (n1 + n2)

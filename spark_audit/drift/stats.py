@@ -149,6 +149,11 @@ def psi(ref_counts: ArrayLike, cur_counts: ArrayLike, *, eps: float = 1e-4) -> f
 
     Returns ``nan`` when there are no bins or either side's counts are all zero.
     Raises ``ValueError`` for bad counts (see module doc) or ``eps`` not in (0, 1).
+
+    >>> round(psi([10, 20, 30], [30, 20, 10]), 4)
+    0.7324
+    >>> psi([5, 5], [50, 50])
+    0.0
     """
     if not 0 < eps < 1:
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
@@ -170,6 +175,11 @@ def jensen_shannon(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
 
     Range ``[0, 1]``: 0 for identical proportions, 1 for disjoint supports.
     Returns ``nan`` when there are no bins or either side's counts are all zero.
+
+    >>> jensen_shannon([1, 0], [0, 1])
+    1.0
+    >>> round(jensen_shannon([1, 1], [1, 0]), 4)
+    0.5579
     """
     props = _proportions(ref_counts, cur_counts)
     if props is None:
@@ -201,6 +211,9 @@ def total_variation(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
     The largest difference in probability the two distributions give any set of
     bins. Range ``[0, 1]``: 0 for identical proportions, 1 for disjoint supports.
     Returns ``nan`` when there are no bins or either side's counts are all zero.
+
+    >>> total_variation([1, 3], [3, 1])
+    0.5
     """
     props = _proportions(ref_counts, cur_counts)
     if props is None:
@@ -370,6 +383,11 @@ def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
     independent or positively dependent tests. NaN p-values (tests that could not be
     run) get NaN and do not count in ``m``. Matches
     ``scipy.stats.false_discovery_control(p, method="bh")`` on finite input.
+
+    >>> benjamini_hochberg([0.01, 0.04, 0.03]).tolist()
+    [0.03, 0.04, 0.04]
+    >>> benjamini_hochberg([0.01, float("nan")]).tolist()
+    [0.01, nan]
     """
     p = _vector(p_values, "p_values")
     out = np.full(p.shape, NAN)

@@ -31,12 +31,18 @@ not with the number of tasks.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
+from pyspark.sql import types as T
 
+from spark_audit.names import quote_name as q
 from spark_audit.profile.exprs import ColumnSpec, Sketches
 from spark_audit.profile.state import HLL_LG_K, Bins
 
@@ -179,7 +185,6 @@ class Layout:
 def _segments(batch, n_group: int):
     """Sort the batch's rows by group: (the sorting permutation, the start of each group's run in it, each
     sorted row's segment number)."""
-    import pyarrow.compute as pc
 
     codes = np.zeros(batch.num_rows, dtype=np.int64)
     for k in range(n_group):
@@ -268,8 +273,6 @@ def _categorical(col, order: np.ndarray, starts: np.ndarray, seg: np.ndarray, t:
     """The column's statistics per segment, plus its dictionary codes in segment order (-1: null) and the
     dictionary (for the value counts). A string's length, emptiness and category are read once per
     distinct value of the batch, not once per row."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     enc = pc.dictionary_encode(col)
     values = enc.dictionary
@@ -320,7 +323,6 @@ def _value_counts(idx: np.ndarray, dictionary, seg: np.ndarray, counters: list[d
 def _top(counter: dict | None, k: int) -> str | None:
     """The counter's k most frequent values (ties by value, as Spark orders strings) as JSON; None (not
     counted) stays None."""
-    import json
 
     if counter is None:
         return None
@@ -350,9 +352,7 @@ def _add_hashes(sketch_of, keys: Sequence[tuple], starts: np.ndarray, ends: np.n
 def _new_sketch(slot: int, with_kll: int, kll_k: int, lg_ks: Sequence[int]):
     """An empty sketch for a sketch slot: the targets' KLL sketches first, then the HLLs (``_hll_lg_ks``)."""
     if slot < with_kll:
-        from datasketches import kll_doubles_sketch
         return kll_doubles_sketch(kll_k)
-    from datasketches import hll_sketch, tgt_hll_type
     return hll_sketch(lg_ks[slot - with_kll], tgt_hll_type.HLL_8)
 
 
@@ -370,9 +370,7 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
     that keeps an HLL sketch."""
 
     def run(batches: Iterator) -> Iterator:
-        import json
 
-        import pyarrow as pa
 
         acc: dict[tuple, np.ndarray] = {}
         sketches: dict[tuple, list] = {}
@@ -463,10 +461,7 @@ def merge_function(ts: Sequence[Target], extras: Sequence[Extra] = ()):
     (every partial row of a group lands in the same task), merged into one row per group."""
 
     def run(batches: Iterator) -> Iterator:
-        import json
 
-        import pyarrow as pa
-        from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
 
         layout = Layout.of(ts, "", extras)
         tops = [t.top for t in ts if t.top]
@@ -532,11 +527,8 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
     target's top values, when it counts them, ``p{i}__top`` (``{value: count}``, or None where a group had
     more than ``TOP_CAP`` distinct values in one task: Spark counts those). The ``extras`` add their own
     names (``Extra``)."""
-    import json
 
-    from pyspark.sql import types as T
 
-    from spark_audit.names import quote_name as q
 
     layout = Layout.of(ts, prefix, extras)
     with_kll = [t for t in ts if t.kll]

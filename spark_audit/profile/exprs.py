@@ -119,6 +119,11 @@ class Sketches:
     kll: str = "auto"  # "auto": only without bins; "always"
     hll: tuple[str, ...] = ("categorical",)
 
+    @classmethod
+    def of(cls, profile: Any) -> Sketches:
+        """The sketches a spec's ``profile`` section asks for (``spark_audit.spec.ProfileSpec``)."""
+        return cls(kll=profile.kll, hll=tuple(profile.hll_kinds))
+
     def kll_for(self, col: ColumnSpec, bins: Bins | None) -> bool:
         return col.kind == "numeric" and (self.kll == "always" or bins is None or bins.edges is None)
 
