@@ -108,7 +108,7 @@ def scan(spec: AuditSpec, rows: Rows, ref: LoadedReference, plan: ContractPlan |
     bins: dict[str, Bins] = {n: c.bins for n, c in ref.profile.columns.items() if c.bins is not None}
     pca = ref.profile.extras.get("pca")
     parts = [table_checks.part(rows.df.columns, spec.source.timestamp_column)]
-    parts += [multivariate.error_part(pca)] if pca else []
+    parts += [multivariate.error_part(pca)] if pca and not pca.get("skipped") else []
     parts += [contract_part(plan)] if plan else []
     parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
     finest = profile_groups(rows.df, rows.columns, grouping, bins=bins, top_k=spec.profile.top_k,
@@ -266,7 +266,7 @@ def _name_changed_pairs(findings: list[Finding], df: DataFrame, spec: AuditSpec,
                         groups: list[GroupResult]) -> list[Finding]:
     """A multivariate drift finding of a whole window says which pair of features changed correlation
     most (a small aggregation over that window's rows, for at most MAX_CORRELATION_WINDOWS windows)."""
-    if not pca or not pca.get("corr"):
+    if not pca or not pca.get("corr") or pca.get("skipped"):
         return findings
     keys = {(g.key.window_start, g.key.model_version): g.key for g in groups if g.key.slice is None}
     out, named = [], 0

@@ -20,6 +20,13 @@ SCORE_BINS = 20
 """Default uniform score bins on [0, 1] for ROC AUC, calibration and the label-free estimate."""
 
 
+_ALL = ("tp", "fp", "tn", "fn")
+_POS = ("actual positives", ("tp", "fn"))
+_PRED = ("predicted positives", ("tp", "fp"))
+_NEG = ("actual negatives", ("fp", "tn"))
+_ROWS = ("labelled rows", ("n",))
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """One quality metric.
@@ -29,7 +36,10 @@ class MetricInfo:
     watched when the spec lists no metrics. ``needs_score``: needs the score column (binary).
     ``estimable``: the label-free estimate (confidence-based, from calibrated scores) gives it,
     with a standard error. Every metric here has a sampling error
-    (``spark_audit.decay.uncertainty.metric_se``).
+    (``spark_audit.decay.uncertainty.metric_se``). ``rate``: for a rate, the confusion cells it
+    counts and the cells of its denominator (its evidence is exact, ``spark_audit.decay.evidence``).
+    ``min_counts``: what must reach ``quality.min_count`` for the metric to be judged, as (what, cells);
+    ``("n",)`` is the labelled rows.
     """
 
     name: str
@@ -39,20 +49,23 @@ class MetricInfo:
     default: bool = False
     needs_score: bool = False
     estimable: bool = False
+    rate: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    min_counts: tuple[tuple[str, tuple[str, ...]], ...] = (_ROWS,)
 
 
 METRICS: dict[tuple[str, str], MetricInfo] = {
     (m.task, m.name): m
     for m in (
-        MetricInfo("accuracy", "binary", True, default=True, estimable=True),
-        MetricInfo("precision", "binary", True, estimable=True),
-        MetricInfo("recall", "binary", True, estimable=True),
-        MetricInfo("f1", "binary", True, default=True, estimable=True),
-        MetricInfo("roc_auc", "binary", True, default=True, needs_score=True, estimable=True),
-        MetricInfo("log_loss", "binary", False, needs_score=True),
+        MetricInfo("accuracy", "binary", True, default=True, estimable=True, rate=(("tp", "tn"), _ALL)),
+        MetricInfo("precision", "binary", True, estimable=True, rate=(("tp",), ("tp", "fp")), min_counts=(_PRED,)),
+        MetricInfo("recall", "binary", True, estimable=True, rate=(("tp",), ("tp", "fn")), min_counts=(_POS,)),
+        MetricInfo("f1", "binary", True, default=True, estimable=True, min_counts=(_POS, _PRED)),
+        MetricInfo("roc_auc", "binary", True, default=True, needs_score=True, estimable=True,
+                   min_counts=(_POS, _NEG)),
+        MetricInfo("log_loss", "binary", False, needs_score=True, min_counts=(_POS, _NEG)),
         MetricInfo("ece", "binary", False, needs_score=True),
-        MetricInfo("positive_rate", "binary", True, selectable=False, estimable=True),
-        MetricInfo("predicted_positive_rate", "binary", True, selectable=False),
+        MetricInfo("positive_rate", "binary", True, selectable=False, estimable=True, rate=(("tp", "fn"), _ALL)),
+        MetricInfo("predicted_positive_rate", "binary", True, selectable=False, rate=(("tp", "fp"), _ALL)),
         # share of rows whose prediction column differs from score >= threshold
         MetricInfo("prediction_threshold_disagreement", "binary", False, selectable=False),
         MetricInfo("mse", "regression", False),

@@ -109,6 +109,17 @@ class Finding:
     value: float | None = None
     threshold: float | None = None
     q_value: float | None = None
+    # the values of ``value`` that noise alone gives (low, high; None = open), where the finding prints
+    # one: a value inside its own band is never raised (``decide``)
+    band: tuple[float | None, float | None] | None = None
+
+    @property
+    def inside_band(self) -> bool:
+        """Whether the finding's value lies inside its own noise band (False without a band or value)."""
+        if self.band is None or self.value is None or not math.isfinite(self.value):
+            return False
+        lo, hi = self.band
+        return (lo is None or self.value >= lo) and (hi is None or self.value <= hi)
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.kind)
@@ -165,7 +176,7 @@ def decide(candidates: list[Candidate], fdr: float) -> list[Finding]:
     raised = []
     for c, qv in zip(candidates, q, strict=True):
         qf = float(qv) if math.isfinite(qv) else None
-        hit = bool(c.judged and c.material and qf is not None and qf <= fdr)
+        hit = bool(c.judged and c.material and qf is not None and qf <= fdr and not c.finding.inside_band)
         for row in c.rows:
             row["q_value"] = qf
             if "drifted" in row:

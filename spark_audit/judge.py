@@ -8,11 +8,14 @@ ones whose q-value (Benjamini-Hochberg across the whole audit) is within the fal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from spark_audit import multivariate, quality, store, table_checks
+import numpy as np
+
+from spark_audit import fairness, multivariate, quality, store, table_checks
+from spark_audit.baseline import Baseline, baseline, phase_of
 from spark_audit.drift import noise
 from spark_audit.drift.compare import compare_profiles, dataset_verdict
 from spark_audit.drift.decide import (
@@ -24,6 +27,7 @@ from spark_audit.drift.decide import (
 from spark_audit.findings import Candidate, Finding, decide
 from spark_audit.profile import GroupResult, TableProfile
 from spark_audit.profile.exprs import ColumnSpec
+from spark_audit.profile.state import GroupKey
 from spark_audit.record import drift_rows
 from spark_audit.reference import LoadedReference
 from spark_audit.result import AuditWindow
@@ -55,24 +59,15 @@ class Verdict:
     performance: list[dict[str, Any]] = field(default_factory=list)
 
 
-def baseline(ref: TableProfile, group: GroupResult) -> TableProfile:
-    """The reference a group is compared with: the same slice of the reference for a slice (the whole
-    reference when the reference never saw that slice), the whole reference for all rows."""
-    k = group.key
-    return ref.slices.get(k.slice, ref) if k.slice else ref
-
-
 def judge(spec: AuditSpec, ref: LoadedReference, groups: list[GroupResult], columns: list[ColumnSpec],
           window: AuditWindow, common: dict[str, Any], ctx: Context) -> Verdict:
     """Every check of every group, decided together."""
     out = Verdict()
     profile = ref.profile
+    use_cycle = spec.reference.cycle != "off"
     judged = {id(g): g.profile.row_count >= spec.findings.min_rows for g in groups}
     candidates: list[Candidate] = []
-    if noise.noise_from_extras(profile.extras) is None:
-        out.findings.append(Finding("info", "reference", f"the reference {ref.uri} keeps no window-to-window "
-                                    "noise (built without windows, or by an older spark-audit): drift "
-                                    "evidence assumes independent rows; rebuild it to calibrate"))
+    out.findings += _reference_notes(profile, ref.uri, spec)
     out.findings += schema_changes(profile, groups, columns)
     versions = sorted({g.key.model_version for g in groups}, key=str)
     out.findings += table_checks.missing_windows(window.size, window.start, window.end, groups, versions)
@@ -86,40 +81,39 @@ def judge(spec: AuditSpec, ref: LoadedReference, groups: list[GroupResult], colu
     per_group: list[tuple[GroupResult, tuple, list[dict[str, Any]]]] = []
     previous: dict[tuple, GroupResult] = {}
     training = _training_profile(profile)
-    pca = profile.extras.get("pca")
     volume_hist = {k: list(v) for k, v in ctx.volume.items()}
     for g in sorted(groups, key=lambda g: g.key.window_start or ""):
         k = g.key
         ok = judged[id(g)]
-        base = baseline(profile, g)
-        base_noise = noise.noise_from_extras(base.extras)
+        b = baseline(profile, k, cycle=use_cycle)
         # a slice compares with the same slice of the reference, without the slicing columns themselves
         features = tuple(f for f in spec.features if not (k.slice and f.name in spec.slices))
-        candidates += missing_candidates(base, g, columns, base_noise, judged=ok)
-        candidates += _table_candidates(profile, base, g, volume_hist, ok, pca)
-        drift = compare_profiles(base, g.profile, features, spec.drift, base_noise)
+        candidates += missing_candidates(b.profile, g, columns, b.noise, judged=ok)
+        candidates += _table_candidates(profile, b, g, volume_hist, ok, use_cycle)
+        drift = compare_profiles(b.profile, g.profile, features, spec.drift, b.noise, scale=b.scale)
         rows = drift_rows(drift, g, "reference", ref.uri, common)
         out.drift += rows
         per_group.append((g, features, [row for r, row in zip(drift, rows, strict=True) if r.is_default]))
-        candidates += drift_candidates(drift, rows, k, judged=ok)
+        candidates += drift_candidates(drift, rows, k, judged=ok, phase=b.phase)
         if training is not None and not k.slice:
             skew = compare_profiles(training, g.profile, tuple(f for f in features if f.name in training.columns),
-                                    spec.drift, base_noise)
+                                    spec.drift, b.noise)
             skew_rows = drift_rows(skew, g, "skew", "training", common)
             out.drift += skew_rows
             candidates += drift_candidates(skew, skew_rows, k, judged=ok, skew=True)
         series = (k.slice, k.model_version)
         prev = previous.get(series)
         if spec.drift.consecutive and prev is not None:
-            cons = compare_profiles(prev.profile, g.profile, features, spec.drift, base_noise)
+            cons = compare_profiles(prev.profile, g.profile, features, spec.drift, b.noise)
             out.drift += drift_rows(cons, g, "consecutive", str(prev.key.window_start), common)
         previous[series] = g
     if spec.quality is not None:
-        out.performance, found = quality.evaluate(spec, groups, profile, ctx.quality, common, judged)
+        out.performance, found = quality.evaluate(spec, groups, profile, ctx.quality, common, judged,
+                                                  cycle=use_cycle)
         candidates += found
         out.findings += quality.disagreement(spec, groups)
         if spec.quality.fairness is not None:
-            rows, fair = quality.fairness(spec, groups, common)
+            rows, fair = fairness.fairness(spec, groups, common)
             out.performance += rows
             candidates += fair
     out.findings += explained_skew(decide(candidates, spec.findings.fdr))
@@ -131,30 +125,69 @@ def judge(spec: AuditSpec, ref: LoadedReference, groups: list[GroupResult], colu
     return out
 
 
+def _reference_notes(profile: TableProfile, uri: str, spec: AuditSpec) -> list[Finding]:
+    """What the reference cannot tell, once per audit: no window noise, too short for a cycle, a
+    multivariate check it had to skip."""
+    out = []
+    if noise.noise_from_extras(profile.extras) is None:
+        out.append(Finding("info", "reference", f"the reference {uri} keeps no window-to-window noise (built "
+                           "without windows, or by an older spark-audit): drift evidence assumes independent "
+                           "rows; rebuild it to calibrate"))
+    cycle = profile.extras.get("cycle") or {}
+    if cycle.get("status") == "too short" and spec.reference.cycle != "off":
+        out.append(Finding("info", "reference", f"{cycle['reason']}; rebuild the reference over at least two "
+                           "cycles to compare each window with the same phase (reference.cycle: off says "
+                           "there is none)"))
+    skipped = (profile.extras.get("pca") or {}).get("skipped")
+    if skipped:
+        out.append(Finding("info", "skipped", f"multivariate drift check skipped: {skipped}"))
+    return out
+
+
 def _training_profile(ref: TableProfile) -> TableProfile | None:
     """The training profile a reference keeps (``reference_build.profile_training``), None without one."""
     t = ref.extras.get("training")
     return TableProfile.from_dict(t["profile"]) if t else None
 
 
-def _table_candidates(ref: TableProfile, base: TableProfile, g: GroupResult, volume_hist: dict[tuple, list],
-                      judged: bool, pca: dict[str, Any] | None) -> list[Candidate]:
-    """Volume (against the reference, and against the audit's own history), duplicates, multivariate drift."""
+def _phase_factor(ref: TableProfile, key: GroupKey, use_cycle: bool) -> float:
+    """A window's volume relative to its slice's whole reference: its phase's mean row count over all
+    phases' (1 without a cycle); the model version's own counts where the reference kept them."""
+    b = baseline(ref, key, cycle=use_cycle)
+    if b.phase is None:
+        return 1.0
+
+    def mean_rows(extras: dict[str, Any]) -> float | None:
+        t = extras.get("table") or {}
+        rows = (t.get("rows_by_version") or {}).get(str(key.model_version)) if t.get("rows_by_version") \
+            else t.get("rows")
+        rows = [r for r in (rows or []) if r > 0]
+        return float(np.mean(rows)) if rows else None
+
+    here, whole = mean_rows(b.extras), mean_rows(b.scale.extras)
+    return here / whole if here and whole else 1.0
+
+
+def _table_candidates(ref: TableProfile, b: Baseline, g: GroupResult, volume_hist: dict[tuple, list],
+                      judged: bool, use_cycle: bool) -> list[Candidate]:
+    """Volume (against the reference, and against the audit's own history, seasonally adjusted with a
+    cycle), duplicates, multivariate drift."""
     k = g.key
     # a slice the reference never saw has no volume of its own to compare with
-    seen = not k.slice or k.slice in ref.slices
-    table = base.extras.get("table") if seen else None
-    volume = table_checks.volume_candidate(table, g)
+    table = b.extras.get("table") if b.seen else None
+    volume = table_checks.volume_candidate(table, g, b.phase)
     series_rows = volume_hist.setdefault((k.slice, k.model_version), [])
-    past = [n for w, n in series_rows if w < (k.window_start or "")]
+    past = [(w, n) for w, n in series_rows if w < (k.window_start or "")]
     if volume is None or not volume.material:  # a slow drift of volume the old reference cannot see
-        volume = table_checks.volume_history_candidate(past, g) or volume
+        adjusted = [n / _phase_factor(ref, replace(k, window_start=w), use_cycle) for w, n in past]
+        volume = table_checks.volume_history_candidate(adjusted, g, _phase_factor(ref, k, use_cycle)) or volume
     if judged and k.window_start:
         series_rows.append((k.window_start, g.profile.row_count))
     # a slice is judged against the same slice's reference windows, with the overall components
-    slice_pca = (base.extras.get("pca") if seen else None) if k.slice else pca
+    pca = b.scale.extras.get("pca") if b.seen else None
+    phase = phase_of(ref, k.window_start) if b.phase is not None else None
     return [c for c in (volume, table_checks.duplicate_candidate(table, g, judged=judged),
-                        multivariate.candidate(slice_pca, g, judged=judged)) if c]
+                        multivariate.candidate(pca, g, judged=judged, phase=phase)) if c]
 
 
 def _dataset_drift(spec: AuditSpec, uri: str, per_group: list[tuple[GroupResult, tuple, list[dict[str, Any]]]],

@@ -97,26 +97,54 @@ def window_error(s: np.ndarray, n: int, components: np.ndarray) -> float:
 
 
 def reference_extras(names: list[str], means: list[float], stds: list[float],
-                     windows: Sequence[GroupResult], total: GroupResult) -> dict[str, Any]:
+                     windows: Sequence[GroupResult], total: GroupResult,
+                     phases: Sequence[int] | None = None) -> dict[str, Any]:
+    """What a reference keeps for the multivariate check: the components, its windows' errors (and their
+    phases, with a cycle) and the pooled spread of those errors; ``{"pca": {"skipped": reason}}`` when
+    the check would be degenerate (no component left out, or no reconstruction error to compare)."""
     p = len(names)
     if p < 2:
         return {}
     s, n = moments_of(total, p), total.profile.row_count
     components = fit(s, n)
+    k = components.shape[0]
+    if k >= p:
+        return {"pca": {"skipped": f"{k} components of {p} features keep {VARIANCE_SHARE:.0%} of their variance: "
+                                   "no direction is left out, so there is no reconstruction error to watch"}}
+    total_error = window_error(s, n, components)
+    if not total_error > 1e-9:
+        return {"pca": {"skipped": f"the reference's rows lie in the {k}-dimensional subspace of its components "
+                                   f"(reconstruction error {total_error:.2g}): nothing to compare with"}}
+    pca = {"features": names, "means": means, "stds": stds, "components": components.tolist(),
+           "total_error": total_error, "corr": correlation(s, np.zeros(p), n).tolist()}
+    return {"pca": {**pca, **_window_band(pca, windows, phases)}}
+
+
+def _window_band(pca: dict[str, Any], windows: Sequence[GroupResult], phases: Sequence[int] | None) -> dict[str, Any]:
+    """The windows' reconstruction errors, their phases (with a cycle), and their spread pooled within phases."""
+    p = len(pca["features"])
+    components = np.asarray(pca["components"], dtype=float).reshape(-1, p)
     errors = [window_error(moments_of(w, p), w.profile.row_count, components) for w in windows]
-    return {"pca": {"features": names, "means": means, "stds": stds, "components": components.tolist(),
-                    "window_errors": [e for e in errors if math.isfinite(e)],
-                    "total_error": window_error(s, n, components),
-                    "corr": correlation(s, np.zeros(p), n).tolist()}}
+    keep = [i for i, e in enumerate(errors) if math.isfinite(e)]
+    out: dict[str, Any] = {"window_errors": [errors[i] for i in keep]}
+    groups = [phases[i] for i in keep] if phases is not None else [0] * len(keep)
+    if phases is not None:
+        out["window_phases"] = groups
+    dev, df = 0.0, 0
+    for g in set(groups):
+        e = np.asarray([errors[i] for i, x in zip(keep, groups, strict=True) if x == g])
+        if len(e) >= 2:
+            dev += float(np.sum((e - e.mean()) ** 2))
+            df += len(e) - 1
+    out["pooled_sd"] = math.sqrt(dev / df) if df else None
+    return out
 
 
-def slice_extras(pca: dict[str, Any], windows: Sequence[GroupResult]) -> dict[str, Any]:
+def slice_extras(pca: dict[str, Any], windows: Sequence[GroupResult],
+                 phases: Sequence[int] | None = None) -> dict[str, Any]:
     """A slice's reference: the overall PCA, with the band of the slice's own windows (a slice may sit
     further from the overall subspace than the whole table does, and steadily so)."""
-    p = len(pca["features"])
-    components = np.asarray(pca["components"], dtype=float)
-    errors = [window_error(moments_of(w, p), w.profile.row_count, components) for w in windows]
-    return {"pca": {**pca, "window_errors": [e for e in errors if math.isfinite(e)]}}
+    return {"pca": {**pca, **_window_band(pca, windows, phases)}}
 
 
 def correlation(s: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
@@ -218,21 +246,27 @@ def _sums(group: GroupResult) -> tuple[float, float]:
     return float(state.get(R + "sum") or 0.0), float(state.get(R + "sq") or 0.0)
 
 
-def candidate(pca: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:
-    """A multivariate drift candidate of a window: its mean error against the reference windows' band."""
-    errors = (pca or {}).get("window_errors") or []
+def candidate(pca: dict[str, Any] | None, group: GroupResult, *, judged: bool,
+              phase: int | None = None) -> Candidate | None:
+    """A multivariate drift candidate of a window: its mean error against the reference windows' band
+    (those of the window's phase, with a cycle: their mean, and the spread pooled within phases)."""
+    errors = list((pca or {}).get("window_errors") or [])
+    phases = (pca or {}).get("window_phases")
+    if phase is not None and phases is not None:
+        errors = [e for e, x in zip(errors, phases, strict=True) if x == phase]
     n = group.profile.row_count
-    if len(errors) < 3 or n < 2:
+    if not pca or pca.get("skipped") or len(errors) < (2 if phase is not None else 3) or n < 2:
         return None
     total, sq = _sums(group)
     mean = total / n
     se = math.sqrt(max(sq / n - mean * mean, 0.0) / n)
-    mu, sd = float(np.mean(errors)), float(np.std(errors, ddof=1))
+    mu = float(np.mean(errors))
+    sd = pca.get("pooled_sd") if pca.get("pooled_sd") is not None else float(np.std(errors, ddof=1))
     upper = mu + BAND_SDS * sd
     z = (mean - mu) / math.sqrt(sd * sd + se * se) if sd > 0 or se > 0 else 0.0
     k = group.key
     f = Finding("warning", "multivariate_drift", f"PCA reconstruction error {mean:.3f} vs {mu:.3f} ± {sd:.3f} over "
                 f"the reference's windows (band up to {upper:.3f}; {len(pca['components'])} components of "
                 f"{len(pca['features'])} features)", None, k.window_start, k.slice, k.model_version,
-                "pca_reconstruction_error", mean, upper)
-    return Candidate(f, float(norm.sf(z)), mean > upper, judged)
+                "pca_reconstruction_error", mean, upper, band=(None, upper))
+    return Candidate(f, float(norm.sf(z)) if math.isfinite(z) else math.nan, mean > upper and sd > 0, judged)

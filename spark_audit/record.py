@@ -81,7 +81,9 @@ def finding_rows(result: AuditResult, common: dict[str, Any]) -> list[dict[str, 
                               finding_key=hashlib.sha256(ident.encode()).hexdigest()[:24],
                               kind=f.kind, column=f.column, severity=f.severity, message=f.message,
                               statistic=f.statistic, value=finite(f.value), threshold=finite(f.threshold),
-                              q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id))
+                              q_value=finite(f.q_value), mlflow_run_id=result.mlflow_run_id,
+                              band_low=finite(f.band[0]) if f.band and f.band[0] is not None else None,
+                              band_high=finite(f.band[1]) if f.band and f.band[1] is not None else None))
     return rows
 
 

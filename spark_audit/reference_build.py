@@ -14,24 +14,27 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from mlflow.entities import Metric
 from pyspark.sql import SparkSession
 
 from spark_audit import multivariate, quality, table_checks
+from spark_audit.drift import cycle as cycle_mod
 from spark_audit.drift import noise
 from spark_audit.drift.compare import DRIFT_KINDS, compute, reference_bins
+from spark_audit.drift.cycle import Cycle, CycleDecision
 from spark_audit.drift.stats import STATISTICS
 from spark_audit.errors import DataError, ReferenceError_
 from spark_audit.mlflow_text import Tag, metric_key
 from spark_audit.profile import Grouping, GroupResult, TableProfile, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import Sketches
 from spark_audit.profile.profiler import merged_group
-from spark_audit.profile.state import Bins, GroupKey, merge_all
+from spark_audit.profile.state import Bins, ColumnProfile, GroupKey, merge_all
 from spark_audit.progress import QUIET, Progress
 from spark_audit.reference import ensure_experiment, log_profile_artifact, mlflow_client, resolve_model_version
 from spark_audit.source import read_source
 from spark_audit.spec import AuditSpec, check_feature_kinds
-from spark_audit.timeutil import iso_utc
+from spark_audit.timeutil import interval_seconds, iso_utc
 from spark_audit.tracking import mlflow_run, tracking_calls
 from spark_audit.versions import version_rows, version_specs
 
@@ -45,9 +48,11 @@ def profile_reference(
 ) -> tuple[TableProfile, int]:
     """Profile the reference rows: one pass for the states and the bins, one for exact bin counts.
 
-    The second pass groups by the audit's windows too (when the spec has them), so the
-    reference's own window-to-window noise (``spark_audit.drift.noise``) comes from the
-    same aggregation whose windows merge into the whole reference.
+    The second pass groups by the audit's windows too (when the spec has them), so the reference's own
+    window-to-window noise (``spark_audit.drift.noise``) comes from the same aggregation whose windows
+    merge into the whole reference. When those windows follow a calendar cycle
+    (``spark_audit.drift.cycle``), the noise is learned within phases and every phase keeps a profile of
+    its own windows, per slice too (``TableProfile.phases``).
     """
     with progress.phase(f"reading reference rows of {spec.source.display}"):
         df, version = read_source(
@@ -93,9 +98,23 @@ def profile_reference(
         if g.key.slice is not None:
             windows.setdefault(g.key.slice, []).append(g)
     top_by_slice = {c.key.slice: c.profile for c in base.children}
+    decision = _cycle_decision(spec, windows[None]) if windowed else None
+    cycle = decision.cycle if decision is not None else None
+
+    def phases_of(members: list[GroupResult]) -> list[int] | None:
+        return None if cycle is None else [cycle.phase(g.key.window_start) for g in members]
+
+    def counts_of(label: str | None, members: list[GroupResult]) -> dict[str, list[int]] | None:
+        """Per model version, the row counts of ``members``' windows."""
+        if by_version is None:
+            return None
+        starts = {g.key.window_start for g in members}
+        return {v: [n for w, n in ws.items() if w in starts] for v, ws in by_version.get(label, {}).items()}
 
     def whole(label: str | None) -> TableProfile:
-        profiles = [g.profile for g in windows[label]]
+        members = windows[label]
+        phases = phases_of(members)
+        profiles = [g.profile for g in members]
         merged = merge_all(profiles, key=replace(key, slice=label))
         top_from = base.profile if label is None else top_by_slice[label]
         # the first pass's sketches where the binned pass kept none (spark_audit.profile.exprs.Sketches)
@@ -103,14 +122,16 @@ def profile_reference(
                            kll=c.kll if c.kll is not None else top_from.columns[n].kll,
                            hll=c.hll if c.hll is not None else top_from.columns[n].hll)
                 for n, c in merged.columns.items()}
-        extras = noise.noise_extras(reference_noise(profiles, spec), len(profiles),
+        extras = noise.noise_extras(reference_noise(profiles, spec, phases), len(profiles),
                                     spec.window.size if windowed else None)
-        extras.update(table_checks.table_extras(windows[label], None if by_version is None else
-                                                by_version.get(label, {})) if windowed else {})
+        if windowed:
+            rows = [g.profile.row_count for g in members]
+            extras.update(table_checks.table_extras(members, counts_of(label, members),
+                                                    table_checks.spread(rows, phases)))
         if spec.quality:
-            states = [quality.state(g) for g in windows[label]]
-            total = quality.state(merged_group(key, windows[label]))
-            extras.update(quality.reference_extras(spec.quality, total, states))
+            states = [quality.state(g) for g in members]
+            total = quality.state(merged_group(key, members))
+            extras.update(quality.reference_extras(spec.quality, total, states, phases))
         return replace(merged, columns=cols, extras=extras)
 
     slices = {label: whole(label) for label in windows if label is not None}
@@ -118,14 +139,70 @@ def profile_reference(
     extras = dict(profile.extras)
     if windowed:
         extras.update(multivariate.reference_extras(pca_names, pca_means, pca_stds, windows[None],
-                                                    merged_group(key, windows[None])))
-        if extras.get("pca"):  # each slice's own band of reconstruction errors, on the overall components
-            slices = {label: replace(p, extras={**p.extras, **multivariate.slice_extras(extras["pca"], windows[label])})
-                      for label, p in slices.items()}
+                                                    merged_group(key, windows[None]), phases_of(windows[None])))
+        if extras.get("pca") and not extras["pca"].get("skipped"):
+            # each slice's own band of reconstruction errors, on the overall components
+            slices = {label: replace(p, extras={**p.extras, **multivariate.slice_extras(
+                extras["pca"], windows[label], phases_of(windows[label]))}) for label, p in slices.items()}
+        extras["cycle"] = decision.to_dict() if decision is not None else None
     if spec.training is not None:
         extras["training"] = profile_training(spark, spec, bins, model_version, progress=progress)
-    profile = replace(profile, key=key, slices=slices, extras=extras)
+    phase_profiles = {} if cycle is None else _phase_profiles(
+        spec, key, windows, cycle, {None: profile, **slices}, counts_of)
+    profile = replace(profile, key=key, slices=slices, extras=extras, phases=phase_profiles)
     return profile, version
+
+
+def _cycle_decision(spec: AuditSpec, windows: list[GroupResult]) -> CycleDecision:
+    """Whether the reference's windows (all rows) follow a calendar cycle: each column's exact counts on the
+    reference's bins and the windows' row counts, tested between phases against within them."""
+    counts: dict[str, list[np.ndarray]] = {}
+    for f in spec.features:
+        cols = [w.profile.columns.get(f.name) for w in windows]
+        hist = [_counts(c) for c in cols]
+        if all(h is not None for h in hist):
+            counts[f.name] = hist
+    return cycle_mod.decide(interval_seconds(spec.window.size), [w.key.window_start for w in windows],
+                            [w.profile.row_count for w in windows], counts, spec.reference.cycle)
+
+
+def _counts(col: ColumnProfile | None) -> np.ndarray | None:
+    """A window's exact counts of one column: its bins, or false/true for a boolean (None without them)."""
+    if col is None:
+        return None
+    if col.kind == "boolean":
+        return np.asarray([col.n_false, col.n_true], dtype=float)
+    if col.bins is None or col.kind not in DRIFT_KINDS:
+        return None
+    return np.asarray(col.bins.counts, dtype=float)
+
+
+def _phase_profiles(spec: AuditSpec, key: GroupKey, windows: dict[str | None, list[GroupResult]], cycle: Cycle,
+                    wholes: dict[str | None, TableProfile], counts_of) -> dict[str, TableProfile]:
+    """Per phase of the cycle, the profile of the reference windows of that phase (all rows, and per
+    slice): their exact counts (no sketch: the whole reference's normalise), their row counts, their
+    quality; the noise stays with the slice, learned within phases (``spark_audit.baseline``)."""
+    out: dict[str, TableProfile] = {}
+    for ph in range(cycle.phases):
+        by_label: dict[str | None, TableProfile] = {}
+        for label, members in windows.items():
+            mine = [g for g in members if cycle.phase(g.key.window_start) == ph]
+            if not mine:
+                continue
+            merged = merge_all([g.profile for g in mine], key=replace(key, slice=label))
+            cols = {n: replace(c, kll=None, hll=None, top={}, top_k=0) for n, c in merged.columns.items()}
+            table = (wholes[label].extras.get("table") or {})
+            extras: dict[str, Any] = {"windows": len(mine)}
+            extras.update(table_checks.table_extras(mine, counts_of(label, mine), table.get("spread")))
+            if spec.quality:
+                whole_q = wholes[label].extras.get("quality") or {}
+                phase_q = quality.reference_extras(spec.quality, quality.state(merged_group(key, mine)),
+                                                   calibrate=False)["quality"]
+                extras["quality"] = {**phase_q, "phi": whole_q.get("phi"), "tau2": whole_q.get("tau2")}
+            by_label[label] = replace(merged, columns=cols, extras=extras)
+        if None in by_label:
+            out[str(ph)] = replace(by_label[None], slices={k: v for k, v in by_label.items() if k is not None})
+    return out
 
 
 def profile_training(spark: SparkSession, spec: AuditSpec, bins: dict[str, Bins], model_version: str | None, *,
@@ -158,8 +235,9 @@ def training_profile(ref: TableProfile) -> TableProfile | None:
     return TableProfile.from_dict(t["profile"]) if t else None
 
 
-def reference_noise(windows: list[TableProfile], spec: AuditSpec) -> dict[str, noise.ColumnNoise]:
-    """Each feature's window-to-window noise in these reference windows."""
+def reference_noise(windows: list[TableProfile], spec: AuditSpec,
+                    phases: list[int] | None = None) -> dict[str, noise.ColumnNoise]:
+    """Each feature's window-to-window noise in these reference windows (compared within ``phases``)."""
     out = {}
     for f in spec.features:
         cols = [w.columns[f.name] for w in windows if f.name in w.columns]
@@ -167,7 +245,8 @@ def reference_noise(windows: list[TableProfile], spec: AuditSpec) -> dict[str, n
             continue
         kind = "categorical" if cols[0].kind == "boolean" else cols[0].kind
         wanted = sorted({s for s, info in STATISTICS.items() if kind in info.kinds and info.null_scale})
-        out[f.name] = noise.column_noise(cols, wanted, compute)
+        groups = None if phases is None else [p for w, p in zip(windows, phases, strict=True) if f.name in w.columns]
+        out[f.name] = noise.column_noise(cols, wanted, compute, groups)
     return out
 
 

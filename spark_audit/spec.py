@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -130,6 +131,12 @@ class ReferenceSpec:
     start: datetime | None = None  # the rows `reference build` profiles
     end: datetime | None = None
     where: str | None = None
+    # calendar cycle of the windows (spark_audit.drift.cycle): auto (test for one), on (use the window's
+    # natural period untested), day, week, or off
+    cycle: str = "auto"
+
+
+CYCLES = ("auto", "on", "off", "day", "week")
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,9 @@ class QualityConfig:
     max_rel_change: float = 0.2  # window-over-window relative change that is an anomaly
     estimate: bool = True  # label-free estimates for binary classifiers with a score
     fairness: FairnessSpec | None = None
+    # a metric whose denominator (actual or predicted positives, the smaller class, labelled rows) is below
+    # this in the window or its baseline gives no finding (spark_audit.decay.evidence)
+    min_count: int = 30
 
     def watched(self) -> tuple[str, ...]:
         if self.metrics:
@@ -338,6 +348,11 @@ class AuditSpec:
         for key, default in (("kll", "auto"), ("hll", "categorical")):
             if d["profile"].get(key) == default:
                 d["profile"].pop(key)
+        # keys added later hash only when they differ from their default, for the same reason
+        for section, key, default in (("quality", "min_count", QualityConfig.min_count),
+                                      ("reference", "cycle", ReferenceSpec.cycle)):
+            if d.get(section) and d[section].get(key) == default:
+                d[section].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -397,9 +412,9 @@ class _Reader(KeyPathReader):
         return str(v)
 
     def int_(self, d: dict, k: str, key: str, default: int | None, lo: int | None = None, hi: int | None = None):
-        v = d.get(k, default)
+        v = d.get(k)
         if v is None:
-            return None
+            return default
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(join(key, k), f"expected an integer, got {v!r}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
@@ -407,9 +422,9 @@ class _Reader(KeyPathReader):
         return v
 
     def float_(self, d: dict, k: str, key: str, default: float | None, lo: float | None = None):
-        v = d.get(k, default)
+        v = d.get(k)
         if v is None:
-            return None
+            return default
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail(join(key, k), f"expected a number, got {v!r}")
         if lo is not None and v < lo:
@@ -512,16 +527,21 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         features.append(FeatureSpec(
             name=name, kind=kind,
             drift=DriftOverride(stat, r.float_(dd, "threshold", f"{key}.drift", None, lo=0.0)),
-            importance=r.float_(fd, "importance", key, 1.0, lo=0.0) or 0.0,
+            importance=r.float_(fd, "importance", key, FeatureSpec.importance, lo=0.0),
         ))
 
-    ref = r.section(top.get("reference"), "reference", ("uri", "start", "end", "where"))
+    ref = r.section(top.get("reference"), "reference", ("uri", "start", "end", "where", "cycle"))
     uri = r.str_(ref, "uri", "reference")
-    if uri is not None and not re.match(r"^(runs:/[^/]+|models:/[^/@]+(/\d+|@[\w-]+)|file:/.+|/.+\.json)", uri):
+    if uri is not None and not re.match(r"^(runs:/[^/]+|models:/[^/@]+(/\d+|@[\w-]+)|file:/.+|[^:]+\.json)$", uri):
         raise r.fail("reference.uri", "expected runs:/<run_id>, models:/<name>/<version>, models:/<name>@<alias> "
                                       f"or a path to a profile .json, got {uri!r}")
+    if uri is not None and uri.endswith(".json") and not uri.startswith("file:"):
+        uri = local_path(uri)
+    cycle = r.str_(ref, "cycle", "reference", ReferenceSpec.cycle)
+    if cycle not in CYCLES:
+        raise r.fail("reference.cycle", f"expected one of {', '.join(CYCLES)}, got {cycle!r}")
     reference = ReferenceSpec(uri=uri, start=r.time(ref, "start", "reference"), end=r.time(ref, "end", "reference"),
-                              where=r.str_(ref, "where", "reference"))
+                              where=r.str_(ref, "where", "reference"), cycle=str(cycle))
 
     d = r.section(top.get("drift"), "drift", ("bins", "statistics", "share_threshold", "consecutive",
                                               "critical_factor"))
@@ -530,11 +550,10 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         if st not in STATISTICS:
             raise r.fail("drift.statistics", f"unknown statistic {st!r}; expected any of {', '.join(STATISTICS)}")
     drift = DriftSpec(
-        bins=r.int_(d, "bins", "drift", DriftSpec.bins, lo=2, hi=1000) or DriftSpec.bins, statistics=stats,
-        share_threshold=r.float_(d, "share_threshold", "drift", 0.5, lo=0.0) or 0.0,
-        consecutive=r.bool_(d, "consecutive", "drift", True),
-        critical_factor=r.float_(d, "critical_factor", "drift", DriftSpec.critical_factor, lo=1.0)
-        or DriftSpec.critical_factor,
+        bins=r.int_(d, "bins", "drift", DriftSpec.bins, lo=2, hi=1000), statistics=stats,
+        share_threshold=r.float_(d, "share_threshold", "drift", DriftSpec.share_threshold, lo=0.0),
+        consecutive=r.bool_(d, "consecutive", "drift", DriftSpec.consecutive),
+        critical_factor=r.float_(d, "critical_factor", "drift", DriftSpec.critical_factor, lo=1.0),
     )
     fs = r.section(top.get("findings"), "findings", ("fdr", "min_rows", "max_row_age", "max_commit_age"))
     ages = {k: r.str_(fs, k, "findings") for k in ("max_row_age", "max_commit_age")}
@@ -544,23 +563,24 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     fdr = r.float_(fs, "fdr", "findings", FindingsSpec.fdr, lo=0.0)
     if fdr is None or not 0.0 < fdr < 1.0:
         raise r.fail("findings.fdr", f"expected a false discovery rate in (0, 1), got {fdr!r}")
-    findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0) or 0,
+    findings = FindingsSpec(fdr=fdr, min_rows=r.int_(fs, "min_rows", "findings", FindingsSpec.min_rows, lo=0),
                             **ages)
     p = r.section(top.get("profile"), "profile", ("top_k", "kll_k", "kll", "hll"))
     for key, allowed in (("kll", ("auto", "always")), ("hll", ("categorical", "all", "none"))):
         if key in p and p[key] not in allowed:
             raise r.fail(f"profile.{key}", f"expected one of {', '.join(allowed)}, got {p[key]!r}")
-    profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", 20, lo=0, hi=10000) or 0,
-                          kll_k=r.int_(p, "kll_k", "profile", 200, lo=8, hi=65535) or 200,
-                          kll=p.get("kll", "auto"), hll=p.get("hll", "categorical"))
+    profile = ProfileSpec(top_k=r.int_(p, "top_k", "profile", ProfileSpec.top_k, lo=0, hi=10000),
+                          kll_k=r.int_(p, "kll_k", "profile", ProfileSpec.kll_k, lo=8, hi=65535),
+                          kll=p.get("kll", ProfileSpec.kll), hll=p.get("hll", ProfileSpec.hll))
     o = r.section(top["output"], "output", ("path", "database"))
     if bool(o.get("path")) == bool(o.get("database")):
         raise r.fail("output", "set exactly one of output.path (a folder for Delta tables) or output.database")
-    output = OutputSpec(path=r.str_(o, "path", "output"), database=r.str_(o, "database", "output"))
+    out_path = r.str_(o, "path", "output")
+    output = OutputSpec(path=local_path(out_path) if out_path else None, database=r.str_(o, "database", "output"))
     ml = r.section(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location"))
     mlflow = MlflowSpec(
         tracking_uri=r.str_(ml, "tracking_uri", "mlflow"), registry_uri=r.str_(ml, "registry_uri", "mlflow"),
-        experiment=r.str_(ml, "experiment", "mlflow", "spark-audit") or "spark-audit",
+        experiment=r.str_(ml, "experiment", "mlflow", MlflowSpec.experiment) or MlflowSpec.experiment,
         artifact_location=r.str_(ml, "artifact_location", "mlflow"),
     )
     slices = r.str_list(top.get("slices"), "slices")
@@ -570,7 +590,8 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         c = {"path": c} if isinstance(c, str) else c
         cd = r.section(c, "contract", ("path", "sample_rows", "mask_columns"), required=("path",))
         contract = ContractRef(
-            path=str(cd["path"]), sample_rows=r.int_(cd, "sample_rows", "contract", 10, lo=0, hi=10000) or 0,
+            path=local_path(str(cd["path"])),
+            sample_rows=r.int_(cd, "sample_rows", "contract", ContractRef.sample_rows, lo=0, hi=10000),
             mask_columns=r.str_list(cd.get("mask_columns"), "contract.mask_columns"),
         )
     quality = _parse_quality(r, top.get("quality")) if top.get("quality") is not None else None
@@ -680,12 +701,28 @@ def check_feature_kinds(spec: AuditSpec, kinds: dict[str, str]) -> None:
             _check_statistic(r, f"features[{i}].drift.statistic", f.drift.statistic, kinds[f.name], f.name)
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def local_path(path: str) -> str:
+    """A local path made absolute against the working directory (Spark SQL's ``delta.`path` `` does not
+    resolve a relative one); a URI (``s3://``, ``dbfs:/``, ``file:/``) is left as it is.
+
+    >>> local_path("s3://bucket/table")
+    's3://bucket/table'
+    >>> import os; local_path("out/table") == os.path.join(os.getcwd(), "out", "table")
+    True
+    """
+    return path if _SCHEME.match(path) else os.path.abspath(os.path.expanduser(path))
+
+
 def _parse_source(r: _Reader, value: Any, key: str) -> SourceSpec:
     s = r.section(value, key, ("path", "table", "version", "timestamp_column", "where"))
     if bool(s.get("path")) == bool(s.get("table")):
         raise r.fail(key, f"set exactly one of {key}.path (a Delta folder) or {key}.table (a table name)")
+    path = r.str_(s, "path", key)
     return SourceSpec(
-        path=r.str_(s, "path", key), table=r.str_(s, "table", key),
+        path=local_path(path) if path else None, table=r.str_(s, "table", key),
         version=r.int_(s, "version", key, None, lo=0),
         timestamp_column=r.str_(s, "timestamp_column", key), where=r.str_(s, "where", key),
     )
@@ -695,7 +732,7 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
     key = "quality"
     q = r.section(value, key, ("task", "label", "prediction", "score", "positive", "threshold", "score_bins",
                                "labels", "metrics", "max_degradation", "critical_degradation", "history",
-                               "min_history", "k", "max_rel_change", "estimate", "fairness"),
+                               "min_history", "k", "max_rel_change", "estimate", "fairness", "min_count"),
                   required=("task", "label"))
     task = r.str_(q, "task", key)
     if task not in TASKS:
@@ -736,17 +773,19 @@ def _parse_quality(r: _Reader, value: Any) -> QualityConfig:
         if measure.task != "binary":
             raise r.fail(fk, "fairness metrics need a binary task")
         fairness = FairnessSpec(attribute=str(r.str_(fd, "attribute", fk)),
-                                max_gap=r.float_(fd, "max_gap", fk, 0.1, lo=0.0) or 0.0,
-                                min_ratio=r.float_(fd, "min_ratio", fk, 0.8, lo=0.0) or 0.0)
+                                max_gap=r.float_(fd, "max_gap", fk, FairnessSpec.max_gap, lo=0.0),
+                                min_ratio=r.float_(fd, "min_ratio", fk, FairnessSpec.min_ratio, lo=0.0))
+    d = QualityConfig
     return QualityConfig(
         measure=measure, labels=labels, metrics=metrics, fairness=fairness,
-        max_degradation=r.float_(q, "max_degradation", key, QualityConfig.max_degradation, lo=0.0) or 0.0,
-        critical_degradation=r.float_(q, "critical_degradation", key, QualityConfig.critical_degradation,
-                                      lo=0.0) or 0.0,
-        history=r.int_(q, "history", key, 8, lo=2, hi=1000) or 8,
-        min_history=r.int_(q, "min_history", key, 5, lo=2, hi=1000) or 5, k=r.float_(q, "k", key, 3.0, lo=0.0) or 3.0,
-        max_rel_change=r.float_(q, "max_rel_change", key, 0.2, lo=0.0) or 0.0,
-        estimate=r.bool_(q, "estimate", key, True),
+        max_degradation=r.float_(q, "max_degradation", key, d.max_degradation, lo=0.0),
+        critical_degradation=r.float_(q, "critical_degradation", key, d.critical_degradation, lo=0.0),
+        history=r.int_(q, "history", key, d.history, lo=2, hi=1000),
+        min_history=r.int_(q, "min_history", key, d.min_history, lo=2, hi=1000),
+        k=r.float_(q, "k", key, d.k, lo=0.0),
+        max_rel_change=r.float_(q, "max_rel_change", key, d.max_rel_change, lo=0.0),
+        estimate=r.bool_(q, "estimate", key, d.estimate),
+        min_count=r.int_(q, "min_count", key, d.min_count, lo=0, hi=10**9),
     )
 
 

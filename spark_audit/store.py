@@ -79,7 +79,8 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
             *_RUN, *_GROUP, ("metric", S), ("value", D), ("reference_value", D), ("degradation", D),
             ("estimated_value", D), ("estimated_degradation", D), ("n", L), ("unlabelled", L), ("anomaly", B),
             ("anomaly_reason", S), ("trend", D), ("windows_until_critical", D), ("sampling_error", D),
-            ("p_value", D), ("q_value", D), ("estimated_sampling_error", D),
+            ("p_value", D), ("q_value", D), ("estimated_sampling_error", D), ("denominator", D), ("band_low", D),
+            ("band_high", D), ("note", S),
         ),
         ("audit_key", "window_start", "slice", "model_version", "metric"),
     ),
@@ -93,7 +94,8 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
     "findings": (
         _schema(
             *_RUN, *_GROUP, ("finding_key", S), ("kind", S), ("column", S), ("severity", S), ("message", S),
-            ("statistic", S), ("value", D), ("threshold", D), ("q_value", D), ("mlflow_run_id", S),
+            ("statistic", S), ("value", D), ("threshold", D), ("q_value", D), ("mlflow_run_id", S), ("band_low", D),
+            ("band_high", D),
         ),
         ("audit_key", "finding_key"),
     ),
@@ -196,19 +198,27 @@ def complete(spark: SparkSession, output: OutputSpec, table: str, *, latest: boo
 
 
 def window_history(spark: SparkSession, output: OutputSpec, table: str, audit_name: str, audit_key: str,
-                   series: tuple[str, ...], value: str, where: Column) -> dict[tuple, list[tuple[str, Any]]]:
-    """Earlier windows' ``value`` from complete audits of ``audit_name`` other than ``audit_key``, per
-    ``series`` (a tuple of the ``series`` columns), oldest first, for the rows ``where`` keeps; the
-    history the metric and volume rules compare a window with."""
+                   series: tuple[str, ...], value: str | tuple[str, ...], where: Column
+                   ) -> dict[tuple, list[tuple[str, Any]]]:
+    """Earlier windows' ``value`` (one column, or a tuple of columns read as a tuple) from complete audits
+    of ``audit_name`` other than ``audit_key``, per ``series`` (a tuple of the ``series`` columns), oldest
+    first, for the rows ``where`` keeps; the history the metric and volume rules compare a window with.
+    A column an older release did not write reads as null."""
     df = complete(spark, output, table)
     if df is None:
         return {}
+    values = (value,) if isinstance(value, str) else tuple(value)
+    types = {f.name: f.dataType for f in TABLES[table][0].fields}
+    for c in types:
+        if c not in df.columns:
+            df = df.withColumn(c, F.lit(None).cast(types[c]))
     rows = (df.where((F.col("audit_name") == audit_name) & (F.col("audit_key") != audit_key) & where)
-            .select(F.unix_micros("window_start").alias("_ws"), *series, value).distinct().collect())
+            .select(F.unix_micros("window_start").alias("_ws"), *series, *values).distinct().collect())
     out: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         if r["_ws"] is not None:
-            out.setdefault(tuple(r[c] for c in series), {})[iso_utc(r["_ws"])] = r[value]
+            got = r[values[0]] if isinstance(value, str) else tuple(r[c] for c in values)
+            out.setdefault(tuple(r[c] for c in series), {})[iso_utc(r["_ws"])] = got
     return {k: sorted(v.items()) for k, v in out.items()}
 
 

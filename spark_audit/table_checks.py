@@ -92,34 +92,59 @@ def duplicate_share(group: GroupResult) -> float | None:
     return max(0.0, 1.0 - hll_sketch.deserialize(b).get_estimate() / n)
 
 
+def spread(rows: Sequence[float], phases: Sequence[Any] | None = None) -> float | None:
+    """The windows' relative spread of row counts (the standard deviation over the mean, ddof 1), pooled
+    within ``phases`` when given (a Saturday's count varies around the Saturdays' mean). None with fewer
+    than two windows in every phase.
+
+    >>> round(spread([100, 110, 90, 100]), 3)
+    0.082
+    >>> spread([5000, 3000, 5000, 3000], ["wd", "we", "wd", "we"])
+    0.0
+    """
+    groups = [None] * len(rows) if phases is None else list(phases)
+    dev, df = 0.0, 0
+    for g in set(groups):
+        n = np.asarray([r for r, x in zip(rows, groups, strict=True) if x == g and r > 0], dtype=float)
+        if len(n) >= 2:
+            dev += float(np.sum((n / n.mean() - 1.0) ** 2))
+            df += len(n) - 1
+    return math.sqrt(dev / df) if df else None
+
+
 def table_extras(windows: Sequence[GroupResult], rows_by_version: dict[str, list[int]] | None = None,
-                 ) -> dict[str, Any]:
-    """What a reference keeps for these checks: its windows' row counts (per model version too, when the
-    table has a version column) and duplicate shares."""
+                 relative_spread: float | None = None) -> dict[str, Any]:
+    """What a reference (or one phase of it) keeps for these checks: its windows' row counts (per model
+    version too, when the table has a version column), their relative spread, and their duplicate share."""
     shares = [s for s in (duplicate_share(g) for g in windows) if s is not None]
-    out: dict[str, Any] = {"rows": [int(g.profile.row_count) for g in windows],
-                           "duplicate_share": float(np.mean(shares)) if shares else None}
+    rows = [int(g.profile.row_count) for g in windows]
+    out: dict[str, Any] = {"rows": rows, "duplicate_share": float(np.mean(shares)) if shares else None,
+                           "spread": relative_spread if relative_spread is not None else spread(rows)}
     if rows_by_version is not None:
         out["rows_by_version"] = rows_by_version
     return {"table": out}
 
 
 def count_by_version(df: DataFrame, grouping: Grouping,
-                     slices: Sequence[str]) -> dict[str | None, dict[str, list[int]]]:
-    """Per slice label (None = all) and model version, the reference's row count of each window (a small
-    grouped count: the audit compares each version's windows with that version's own volume)."""
+                     slices: Sequence[str]) -> dict[str | None, dict[str, dict[str, int]]]:
+    """Per slice label (None = all) and model version, the reference's row count of each window (by its
+    start) in a small grouped count: the audit compares each version's windows with that version's own
+    volume."""
     grouped = with_group_columns(df, grouping)
     rows = grouped.groupBy(W_START, MODEL_VERSION, *slices).count().collect()
-    per: dict[str | None, dict[str, dict[Any, int]]] = {}
+    per: dict[str | None, dict[str, dict[str, int]]] = {}
     for r in rows:
         labels = [None] + ([",".join(f"{c}={r[c]}" for c in slices)] if slices else [])
         for label in labels:
             by_window = per.setdefault(label, {}).setdefault(str(r[MODEL_VERSION]), {})
-            by_window[r[W_START]] = by_window.get(r[W_START], 0) + int(r["count"])
-    return {label: {v: [n for _, n in sorted(ws.items())] for v, ws in vs.items()} for label, vs in per.items()}
+            w = iso_utc(r[W_START])
+            by_window[w] = by_window.get(w, 0) + int(r["count"])
+    return {label: {v: dict(sorted(ws.items())) for v, ws in vs.items()} for label, vs in per.items()}
 
 
-def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Candidate | None:
+def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult, phase: str | None = None
+                     ) -> Candidate | None:
+    """The window's row count against the reference windows' (of the same phase, when ``phase`` names it)."""
     by_version = (ref_table or {}).get("rows_by_version")
     if by_version is not None:
         # a version the reference did not have has no volume to compare with
@@ -127,24 +152,37 @@ def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult) -> Ca
     else:
         counts = (ref_table or {}).get("rows", [])
     rows = [r for r in counts if r > 0]
-    if len(rows) < 3:
+    if len(rows) < 2 or (len(rows) < 3 and phase is None):
         return None
-    return _volume(rows, group, "rows", "per window in the reference ({ratio:.2f}x; "
-                   f"reference windows {min(rows)} to {max(rows)})")
+    of = f"{phase} " if phase else ""
+    return _volume(rows, group, "rows", (ref_table or {}).get("spread"),
+                   f"per {of}window in the reference ({{ratio:.2f}}x; reference {of}windows {min(rows)} to "
+                   f"{max(rows)})")
 
 
-def _volume(rows: Sequence[int], group: GroupResult, statistic: str, where: str) -> Candidate:
+def _volume(rows: Sequence[float], group: GroupResult, statistic: str, relative_spread: float | None, where: str,
+            adjust: float = 1.0) -> Candidate:
     """The window's row count against earlier windows' counts ``rows``: material at a ratio of VOLUME_RATIO
-    either way; evidence from a z-test whose spread is the windows' own, floored at Poisson's, widened for
-    the mean's own error. ``where`` ends the message (``{ratio}`` is filled in)."""
+    either way and outside its noise band (the 95 % prediction interval of a new window: the windows'
+    relative spread, pooled within phases, floored at Poisson's, widened for the mean's own error);
+    evidence from the same z-test. ``adjust``: the window's phase factor (its phase's mean over the
+    whole reference's), by which the count is divided before it is compared with seasonally adjusted
+    ``rows``. ``where`` ends the message (``{ratio}`` is filled in)."""
     mean = float(np.mean(rows))
-    sd = max(float(np.std(rows, ddof=1)), math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
+    rel = relative_spread if relative_spread is not None else (float(np.std(rows, ddof=1)) / mean
+                                                             if len(rows) > 1 and mean > 0 else 0.0)
+    sd = max(rel * mean, math.sqrt(mean)) * math.sqrt(1 + 1 / len(rows))
     n = group.profile.row_count
-    ratio = n / mean
+    value = n / adjust
+    ratio = value / mean
+    lo, hi = mean - 1.96 * sd, mean + 1.96 * sd
     k = group.key
-    f = Finding("warning", "volume", f"{n} rows vs {mean:.0f} " + where.format(ratio=ratio), None, k.window_start,
-                k.slice, k.model_version, statistic, float(n), mean)
-    return Candidate(f, float(2 * norm.sf(abs((n - mean) / sd))), ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO)
+    shown = f"{n} rows" + (f" ({value:.0f} seasonally adjusted)" if adjust != 1.0 else "")
+    f = Finding("warning", "volume", f"{shown} vs {mean:.0f} " + where.format(ratio=ratio)
+                + f"; expected {max(lo, 0):.0f} to {hi:.0f}", None, k.window_start, k.slice, k.model_version,
+                statistic, float(value), mean, band=(lo, hi))
+    return Candidate(f, float(2 * norm.sf(abs((value - mean) / sd))),
+                     ratio >= VOLUME_RATIO or ratio <= 1 / VOLUME_RATIO)
 
 
 VOLUME_HISTORY = 8  # trailing windows of the audit's own history the volume is compared with
@@ -160,15 +198,18 @@ def volume_history(spark: SparkSession, output: Any, audit_name: str, audit_key:
     return {k: [(w, int(v)) for w, v in series] for k, series in found.items()}
 
 
-def volume_history_candidate(past: Sequence[int], group: GroupResult) -> Candidate | None:
+def volume_history_candidate(past: Sequence[float], group: GroupResult, adjust: float = 1.0,
+                             relative_spread: float | None = None) -> Candidate | None:
     """The window's row count against the audit's own trailing windows (a slow change the reference, taken
     long ago, would not see as sudden): material at a ratio of VOLUME_RATIO either way, evidence as for
-    the reference's volume. None with fewer than VOLUME_MIN_HISTORY earlier windows."""
+    the reference's volume. With a cycle, ``past`` holds the earlier windows' counts seasonally adjusted
+    (each divided by its phase's factor) and ``adjust`` is this window's factor. None with fewer than
+    VOLUME_MIN_HISTORY earlier windows."""
     rows = [r for r in past[-VOLUME_HISTORY:] if r > 0]
     if len(rows) < VOLUME_MIN_HISTORY:
         return None
-    return _volume(rows, group, "rows_vs_history", f"per window over the last {len(rows)} audited windows "
-                   "({ratio:.2f}x)")
+    return _volume(rows, group, "rows_vs_history", relative_spread,
+                   f"per window over the last {len(rows)} audited windows ({{ratio:.2f}}x)", adjust)
 
 
 def duplicate_candidate(ref_table: dict[str, Any] | None, group: GroupResult, *, judged: bool) -> Candidate | None:

@@ -216,15 +216,16 @@ def test_rubric_per_version_in_delta_tags_and_compare(both, spark):
     spec, _, audits = both
     for a in audits:
         status = {r.test.id: r.status for r in a.result.rubric}
-        assert status == {"monitor_1": "passed", "monitor_2": "failed", "monitor_3": "failed",
+        # monitor_1: the all-NaN tenure_months of the last day is a dependency change (a pipeline bug upstream)
+        assert status == {"monitor_1": "failed", "monitor_2": "failed", "monitor_3": "failed",
                           "monitor_4": "passed", "monitor_5": "passed", "monitor_6": "not measured",
                           "monitor_7": "failed", "monitoring_runs": "passed"}, status
     tags = MlflowClient(spec.mlflow.tracking_uri).get_model_version(MODEL_NAME, "2").tags
-    assert tags["ml_test_score"] == "monitoring 6/7 · 3 passed, 3 failed"
+    assert tags["ml_test_score"] == "monitoring 6/7 · 2 passed, 4 failed"
     assert tags["ml_test_score.monitor_3"] == "failed" and tags["ml_test_score.monitor_6"] == "not measured"
     rows = store.complete(spark, spec.output, "rubric").where("model_version = '1'").collect()
     assert len(rows) == 8 and {r.test_id for r in rows if r.status == "failed"} == {
-        "monitor_2", "monitor_3", "monitor_7"}
+        "monitor_1", "monitor_2", "monitor_3", "monitor_7"}
     text = compare_versions(spec)
     assert "M3 Training and serving features compute the same values" in text
     assert text.splitlines()[-1].split()[-2:] == ["6/7", "6/7"]

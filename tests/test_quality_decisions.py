@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spark_audit import quality
+from spark_audit import fairness, quality
 from spark_audit.findings import decide
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.profile.state import GroupKey, TableProfile
@@ -148,7 +148,7 @@ def test_fairness_gaps_of_equal_groups_are_noise_not_findings():
                 gr = group(d, counts(rng, 300, 0.8))
                 groups.append(GroupResult(key=GroupKey(window_start=gr.key.window_start, slice=f"g={v}"),
                                           profile=gr.profile, states=gr.states))
-        _, cands = quality.fairness(spec, groups, COMMON)
+        _, cands = fairness.fairness(spec, groups, COMMON)
         material += any(c.material for c in cands)
         noisy += bool(decide(cands, 0.05))
     assert material > 30  # the fixed gap rule alone fires on noise ...

@@ -1,3 +1,4 @@
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -130,7 +131,8 @@ def test_quality_errors_name_the_key(quality, key, words):
 
 
 def test_contract_as_a_path_or_a_mapping():
-    assert parse_spec({**MINIMAL, "contract": "c.yaml"}).contract.path == "c.yaml"
+    # a relative path is taken from the working directory, and kept absolute (Spark SQL needs that)
+    assert parse_spec({**MINIMAL, "contract": "c.yaml"}).contract.path == os.path.abspath("c.yaml")
     spec = parse_spec({**MINIMAL, "contract": {"path": "c.yaml", "sample_rows": 3}})
     assert spec.contract.sample_rows == 3
     with pytest.raises(SpecError, match="contract.sample_row: unknown key"):

@@ -74,11 +74,15 @@ def test_reference_keeps_window_noise_per_slice(audited):
     noise = ref.extras["noise"]
     assert noise["windows"] == REF_DAYS and noise["window_size"] == "1 day"
     x = noise["columns"]["x"]
-    assert x["windows"] == REF_DAYS and 1.0 <= x["phi"] < 2.0 and len(x["normalised"]["wasserstein"]) == REF_DAYS
+    assert x["windows"] == REF_DAYS and 1.0 <= x["phi"] < 2.0 and len(x["values"]["wasserstein"]) == REF_DAYS
+    # independent rows: little between-window variance (at 1/n scale it would be about 1e-4 per unit of phi)
+    assert 0.0 <= x["tau2"]["chi2"] < 1e-3 and set(x["tau2"]) == {"chi2", "ks", "missing"}
     assert set(ref.slices) == {"region=north", "region=south", "region=east", "region=west"}
     assert ref.slices["region=north"].extras["noise"]["columns"]["x"]["windows"] == REF_DAYS
-    assert set(ref.extras["quality"]["phi"]) >= {"accuracy", "f1", "roc_auc"}
-    assert ref.to_dict()["format_version"] == 2
+    assert set(ref.extras["quality"]["tau2"]) >= {"accuracy", "f1", "roc_auc", "fpr"}
+    assert ref.to_dict()["format_version"] == 3
+    # seven daily windows cannot hold two weekly cycles: the reference says so, and keeps no phases
+    assert ref.extras["cycle"]["status"] == "too short" and not ref.phases
 
 
 def test_stable_windows_and_slices_raise_nothing(audited):
@@ -126,6 +130,7 @@ def test_an_older_reference_without_noise_still_loads_and_says_so(spark, audited
     d = ref.to_dict()
     d["format_version"] = 1
     d["extras"].pop("noise")
+    d["extras"].pop("cycle")  # a format-1 reference knew nothing of cycles either
     for s in d["slices"].values():
         s["extras"].pop("noise", None)
     path = tmp / "old_ref.json"

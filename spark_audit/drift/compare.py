@@ -78,27 +78,30 @@ def _boolean_counts(col: ColumnProfile) -> np.ndarray:
     return np.asarray([col.n_false, col.n_true], dtype=float)
 
 
-def pair(ref: ColumnProfile, cur: ColumnProfile) -> stats.Pair:
+def pair(ref: ColumnProfile, cur: ColumnProfile, scale: ColumnProfile | None = None) -> stats.Pair:
     """Everything a statistic may compare, read once from the two profiles: exact counts on the
     reference's bins (booleans as false/true counts), edges and tail sums, the reference's std and
-    quantile function, and the sketches' weighted items."""
+    quantile function, and the sketches' weighted items. ``scale`` (default ``ref``) is the profile whose
+    std normalises the distances and whose sketch shapes the counts within a bin: the whole reference
+    when ``ref`` is one phase of it, so a threshold means the same on every day of the week."""
     if ref.kind == "boolean":
         return stats.Pair(_boolean_counts(ref), _boolean_counts(cur))
+    scale = scale or ref
     rb, cb = ref.bins, cur.bins
     counts = (ref.histogram(rb), cur.histogram(rb)) if rb is not None else (None, None)
     exact = rb is not None and cb is not None and rb.same_bins(cb) and bool(rb.edges) and rb.tails and cb.tails
-    sketch = ref.kll_sketch() if ref.kind == "numeric" else None
+    sketch = scale.kll_sketch() if ref.kind == "numeric" else None
     items = (ref.kll_items(), cur.kll_items()) if ref.kind == "numeric" and not exact else (None, None)
     return stats.Pair(
         *counts, edges=tuple(rb.edges) if exact else None, ref_tails=rb.tails if exact else None,
-        cur_tails=cb.tails if exact else None, ref_std=ref.std,
+        cur_tails=cb.tails if exact else None, ref_std=scale.std,
         ref_quantile=None if sketch is None else sketch.get_quantiles, ref_items=items[0], cur_items=items[1])
 
 
-def _phi(info: stats.StatisticInfo, noise: ColumnNoise | None) -> float:
+def _phi(info: stats.StatisticInfo, noise: ColumnNoise | None, n: float, m: float) -> float:
     if noise is None:
         return 1.0
-    return noise.phi_ks if info.overdispersion == "ks" else noise.phi
+    return noise.overdispersion("ks" if info.overdispersion == "ks" else "chi2", n, m)
 
 
 def compute(statistic: str, ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float | None]:
@@ -135,12 +138,15 @@ def _applies(stat: str, kind: str) -> bool:
 
 def compare_column(
     ref: ColumnProfile, cur: ColumnProfile, feature: FeatureSpec, drift: DriftSpec, noise: ColumnNoise | None = None,
-    *, fdr: float = 0.05,
+    *, fdr: float = 0.05, scale: ColumnProfile | None = None,
 ) -> list[DriftResult]:
     """Every statistic asked for this column; the deciding one has ``is_default``.
 
-    ``drifted`` here is decided on the unadjusted p-value; an audit replaces it with
-    the decision on the Benjamini-Hochberg q-value across all its tests.
+    A statistic drifted when its effect is material (the threshold), its value lies beyond the noise band
+    the reference's own windows give at these sizes (``noise``), and the exact-count evidence, its
+    statistic divided by the reference's overdispersion at these sizes, is within ``fdr``. ``drifted``
+    here is decided on the unadjusted p-value; an audit replaces it with the decision on the
+    Benjamini-Hochberg q-value across all its tests. ``scale``: see :func:`pair`.
     """
     kind = ref.kind
     if kind not in DRIFT_KINDS or cur.kind != kind:
@@ -157,14 +163,14 @@ def compare_column(
     wanted = [(main, main_thr, True)] + [
         (s, stats.STATISTICS[s].threshold, False) for s in drift.statistics if s != main and _applies(s, kind)
     ]
-    phi = noise.phi if noise is not None else 1.0
-    phi_ks = noise.phi_ks if noise is not None else 1.0
-    data = pair(ref, cur)
+    phi = noise.overdispersion("chi2", n_cur, n_ref) if noise is not None else 1.0
+    phi_ks = noise.overdispersion("ks", n_cur, n_ref) if noise is not None else 1.0
+    data = pair(ref, cur, scale)
     evidence = _evidence(data, ref.kind, phi, phi_ks) if n_ref > 0 and n_cur > 0 else math.nan
     out = []
     for name, thr, is_default in wanted:
         info = stats.STATISTICS[name]
-        value, p = info.evaluate(data, _phi(info, noise))
+        value, p = info.evaluate(data, _phi(info, noise, n_cur, n_ref))
         alive = n_cur > 0 and n_ref > 0
         material = bool(alive and stats.is_drifted(name, value, p, thr))
         p_evidence = p if info.is_test else evidence
@@ -174,7 +180,8 @@ def compare_column(
             # p-values shrink with sample size, not only with effect: critical takes orders of magnitude
             critical = material and p is not None and p < thr / 10**drift.critical_factor
         band = noise.band(name, n_cur, n_ref) if noise is not None else None
-        drifted = material and p_evidence is not None and math.isfinite(p_evidence) and p_evidence <= fdr
+        beyond = band is None or not math.isfinite(value) or value > band
+        drifted = material and beyond and p_evidence is not None and math.isfinite(p_evidence) and p_evidence <= fdr
         out.append(DriftResult(ref.name, kind, name, value, p_evidence, thr, bool(drifted), bool(critical and drifted),
                                is_default, n_ref, n_cur, material=material, noise=band))
     return out
@@ -182,12 +189,15 @@ def compare_column(
 
 def compare_profiles(
     ref: TableProfile, cur: TableProfile, features: tuple[FeatureSpec, ...], drift: DriftSpec,
-    noise: dict[str, ColumnNoise] | None = None,
+    noise: dict[str, ColumnNoise] | None = None, scale: TableProfile | None = None,
 ) -> list[DriftResult]:
+    """``compare_column`` for every feature both profiles have; ``scale`` (default ``ref``) normalises."""
     out: list[DriftResult] = []
     for f in features:
         if f.name in ref.columns and f.name in cur.columns:
-            out += compare_column(ref.columns[f.name], cur.columns[f.name], f, drift, (noise or {}).get(f.name))
+            by = scale.columns.get(f.name) if scale is not None else None
+            out += compare_column(ref.columns[f.name], cur.columns[f.name], f, drift, (noise or {}).get(f.name),
+                                  scale=by)
     return out
 
 

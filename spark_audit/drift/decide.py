@@ -54,7 +54,8 @@ def missing_candidates(
         share_ref, share_cur = m_ref / rc.count, m_cur / cc.count
         delta = share_cur - share_ref
         z = noise.two_proportion_z(m_ref, rc.count, m_cur, cc.count)
-        phi = ref_noise[c.name].missing_phi if ref_noise and c.name in ref_noise else 1.0
+        phi = ref_noise[c.name].overdispersion("missing", cc.count, rc.count) if ref_noise and c.name in ref_noise \
+            else 1.0
         p = float(norm.sf(z / math.sqrt(phi))) if math.isfinite(z) else (0.0 if z > 0 else 1.0)
         sev = "critical" if delta >= MISSING_CRITICAL else "warning"
         detail = f"nulls {cc.nulls}, NaN {cc.nan}, inf {cc.pos_inf + cc.neg_inf} of {cc.count} rows"
@@ -65,15 +66,17 @@ def missing_candidates(
     return out
 
 
-def drift_finding(r: DriftResult, k: GroupKey) -> Finding:
-    """The finding of one column's deciding drift statistic in one group."""
+def drift_finding(r: DriftResult, k: GroupKey, phase: str | None = None) -> Finding:
+    """The finding of one column's deciding drift statistic in one group (``phase``: the cycle's phase whose
+    reference windows it was compared with)."""
     sev = "critical" if r.critical else "warning"
     shown = f"p={r.p_value:.3g}" if r.p_value is not None and STATISTICS[r.statistic].is_test \
         else f"{r.value:.3f}"
-    noise_note = f", noise at this size ~{r.noise:.3f}" if r.noise is not None else ""
-    return Finding(sev, "drift", f"{r.statistic} {shown} (material at {r.threshold:g}{noise_note}; "
+    noise_note = f", noise band at this size {r.noise:.3f}" if r.noise is not None else ""
+    against = f" vs the reference's {phase}s" if phase else ""
+    return Finding(sev, "drift", f"{r.statistic} {shown}{against} (material at {r.threshold:g}{noise_note}; "
                    f"n={r.n_current} vs {r.n_reference})", r.column, k.window_start, k.slice, k.model_version,
-                   r.statistic, finite(r.value), r.threshold)
+                   r.statistic, finite(r.value), r.threshold, band=None if r.noise is None else (None, r.noise))
 
 
 def skew_finding(r: DriftResult, k: GroupKey) -> Finding:
@@ -83,10 +86,10 @@ def skew_finding(r: DriftResult, k: GroupKey) -> Finding:
 
 
 def drift_candidates(results: list[DriftResult], rows: list[dict], k: GroupKey, *, judged: bool,
-                     skew: bool = False) -> list[Candidate]:
+                     skew: bool = False, phase: str | None = None) -> list[Candidate]:
     """One candidate per column, from its deciding statistic, recording the statistic's row."""
-    make = skew_finding if skew else drift_finding
-    return [Candidate(make(r, k), r.p_value if r.p_value is not None else math.nan, r.material, judged, [row])
+    return [Candidate(skew_finding(r, k) if skew else drift_finding(r, k, phase),
+                      r.p_value if r.p_value is not None else math.nan, r.material, judged, [row])
             for r, row in zip(results, rows, strict=True) if r.is_default]
 
 

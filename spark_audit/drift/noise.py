@@ -1,37 +1,39 @@
 """The reference's own window-to-window noise, learned once when the reference is built.
 
-A reference profiled per window (the same windows an audit uses) says how much a
-window of *undrifted* data differs from the rest of the reference. For every
-column (overall and per slice) each reference window is compared with the merge of
-all the other windows, and three things are kept:
+A reference profiled per window (the same windows an audit uses) says how much a window of
+*undrifted* data differs from the rest of the reference. Every reference window is compared with the
+merge of the other windows (of the same phase, when the reference has a calendar cycle:
+``spark_audit.drift.cycle``), and per column two things are kept:
 
-* ``phi``, the overdispersion of the exact-count homogeneity test: the mean of
-  ``X^2 / df`` over the windows (1 under independence), floored at 1 (the moment
-  estimate of quasi-likelihood; a mean, not a median, so the tails count).
-  Independent rows give about 1; days that differ more than sampling alone would
-  (weekday effects, batches) give more, and every drift test of that column then
-  divides its chi-square statistic by ``phi`` (quasi-likelihood), so its p-value
-  accounts for the variation the reference itself shows;
-* ``phi_ks``, the same for the KS statistic of numbers on those counts (``n_eff D^2``
-  over the Kolmogorov distribution's mean square, pi^2 / 12): a location change spread over
-  many bins hardly moves ``X^2 / df`` but moves KS, so each test has its own factor;
-* ``missing_phi``, the same for the missing share (null + NaN + inf): the mean of
-  the two-proportion ``z^2``, floored at 1;
-* per statistic, the values of "window vs rest" normalised by the statistic's
-  no-drift scale (``StatisticInfo.noise_scale``): multiplied by the scale at an
-  audited window's sizes they give the statistic's noise band at that size,
-  sketch error included (the statistics of the quantile family are read from KLL
-  sketches here as in the audit).
+* **A between-window variance component** per test family: windows of real tables differ by more than
+  their rows' sampling noise (batches, weather, a campaign), and that part of the difference does not
+  shrink with the window's size. With ``v = 1/n + 1/m`` (the sampling scale of a window of n rows
+  against a reference of m), a test statistic's variance is ``v + tau2`` instead of ``v``, so its
+  overdispersion at those sizes is ``phi(n, m) = 1 + tau2 / v``. ``tau2`` is the moment estimate
+  ``mean((r_i - 1) v_i)`` over the windows, floored at 0, where ``r_i`` is the window's statistic over
+  its value under independence: ``X^2 / df`` of the exact-count homogeneity test (``tau2``), the KS
+  statistic's ``n_eff D^2`` over the Kolmogorov distribution's mean square pi^2 / 12 (``tau2_ks``: a
+  location change spread over many bins moves KS more than X^2), and the missing share's squared
+  two-proportion z (``tau2_missing``). A test then reads its statistic divided by ``phi(n, m)``
+  (quasi-likelihood). Unlike one multiplicative factor, this holds for a window of another size than
+  the reference's: a ten times larger window gets a ten times larger ``phi``, as it should, since its
+  own sampling noise is smaller and the windows' differences are not.
+* **The statistics' own null values:** every drift statistic of "window vs rest", with the window's
+  ``v``. Rescaled to an audited window's sizes (``sqrt((v + tau2) / (v_i + tau2))`` for distances,
+  linearly for PSI) their 95 % quantile is the statistic's **noise band** at that size, sketch error
+  included; a drift value inside it is never a finding.
 
-Everything is plain numpy over profiles (no Spark). The result is JSON-able and is
-stored in the reference profile's ``extras["noise"]`` (profile format 2).
+Everything is plain numpy over profiles (no Spark). The result is JSON-able and is stored in the
+reference profile's ``extras["noise"]``. References built before format 3 keep one multiplicative
+factor per family (``phi``, ``phi_ks``, ``missing_phi``) and values normalised by ``v``; they are read
+as they were written.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,40 +69,94 @@ def two_proportion_z(x1: float, n1: float, x2: float, n2: float) -> float:
     return diff / math.sqrt(var)
 
 
+BAND_QUANTILE = 0.95
+FAMILIES = ("chi2", "ks", "missing")
+
+
+def sampling_scale(n: float, m: float) -> float:
+    """``1/n + 1/m``: how the variance of a comparison of n rows with m rows shrinks with the sizes."""
+    return 1.0 / n + 1.0 / m if n > 0 and m > 0 else math.nan
+
+
 @dataclass(frozen=True)
 class ColumnNoise:
-    """One column's window-to-window noise in one slice of the reference."""
+    """One column's window-to-window noise in one slice of the reference.
+
+    ``tau2``: the between-window variance component per test family (``FAMILIES``), None for a reference
+    built before it was kept; ``values``: per statistic, ``[value, v]`` of each window against the rest.
+    ``phi``/``phi_ks``/``missing_phi`` and ``normalised`` are what older references kept.
+
+    >>> n = ColumnNoise(windows=28, tau2={"chi2": 0.0004, "ks": 0.0004, "missing": 0.0})
+    >>> round(n.overdispersion("chi2", 5000, 140000), 2)  # at the reference's own window size
+    3.0
+    >>> round(n.overdispersion("chi2", 50000, 1400000), 2)  # ten times larger windows: ten times the excess
+    21.0
+    >>> n.overdispersion("missing", 5000, 140000)
+    1.0
+    """
 
     windows: int = 0
     phi: float = 1.0
     missing_phi: float = 1.0
     phi_ks: float = 1.0
-    # statistic -> values of "window vs rest" divided by the statistic's noise scale at (n_i, m_i)
     normalised: dict[str, list[float]] = field(default_factory=dict)
+    tau2: dict[str, float] | None = None
+    values: dict[str, list[list[float]]] = field(default_factory=dict)
+    # windows merged into the baseline a window is compared with (the reference, or its phase)
+    baseline_windows: int = 0
 
-    def band(self, statistic: str, n: float, m: float, *, quantile: float = 0.95) -> float | None:
-        """The statistic's noise band at sample sizes (n, m): the reference windows' normalised values'
-        ``quantile``, scaled to (n, m). None when the reference kept none."""
-        values = [v for v in self.normalised.get(statistic, []) if math.isfinite(v)]
+    def overdispersion(self, family: str, n: float, m: float) -> float:
+        """``phi(n, m) = 1 + tau2 (1 + 1/W) / v`` for a window of n rows against a baseline of m rows merged
+        from W reference windows (its own between-window effect weighs 1/W); the stored factor for an
+        older reference."""
+        if self.tau2 is None:
+            return {"chi2": self.phi, "ks": self.phi_ks, "missing": self.missing_phi}[family]
+        v = sampling_scale(n, m)
+        if not math.isfinite(v):
+            return 1.0
+        w = self.baseline_windows or self.windows
+        return 1.0 + self.tau2.get(family, 0.0) * (1.0 + (1.0 / w if w else 0.0)) / v
+
+    def band(self, statistic: str, n: float, m: float, *, quantile: float = BAND_QUANTILE) -> float | None:
+        """The statistic's noise band at sizes (n, m): the ``quantile`` of the reference windows' own values,
+        each rescaled from its sizes to these. None when the reference kept none."""
         info = stats.STATISTICS.get(statistic)
-        if not values or info is None or info.null_scale is None:
+        if info is None or info.null_scale is None:
             return None
-        scale = info.noise_scale(n, m)
-        return float(np.quantile(values, quantile) * scale) if math.isfinite(scale) else None
+        if self.tau2 is None:  # an older reference: values normalised by their scale
+            values = [v for v in self.normalised.get(statistic, []) if math.isfinite(v)]
+            scale = info.noise_scale(n, m)
+            return float(np.quantile(values, quantile) * scale) if values and math.isfinite(scale) else None
+        pairs = [(x, vi) for x, vi in self.values.get(statistic, []) if math.isfinite(x) and vi > 0]
+        v = sampling_scale(n, m)
+        if not pairs or not math.isfinite(v):
+            return None
+        t = self.tau2.get("ks" if info.overdispersion == "ks" else "chi2", 0.0)
+        ratio = np.asarray([(v + t) / (vi + t) for _, vi in pairs])
+        scaled = np.asarray([x for x, _ in pairs]) * (np.sqrt(ratio) if info.null_scale == "sqrt" else ratio)
+        return float(np.quantile(scaled, quantile))
+
+    def for_baseline(self, windows: int) -> ColumnNoise:
+        """This noise, for a baseline merged from ``windows`` reference windows (a phase of the cycle)."""
+        return replace(self, baseline_windows=windows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"windows": self.windows, "phi": self.phi, "missing_phi": self.missing_phi, "phi_ks": self.phi_ks,
-                "normalised": self.normalised}
+                "normalised": self.normalised, "tau2": self.tau2, "values": self.values}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ColumnNoise:
+        tau2 = d.get("tau2")
         return cls(windows=int(d.get("windows", 0)), phi=float(d.get("phi", 1.0)),
                    missing_phi=float(d.get("missing_phi", 1.0)), phi_ks=float(d.get("phi_ks", 1.0)),
-                   normalised={k: [float(x) for x in v] for k, v in (d.get("normalised") or {}).items()})
+                   normalised={k: [float(x) for x in v] for k, v in (d.get("normalised") or {}).items()},
+                   tau2=None if tau2 is None else {k: float(v) for k, v in tau2.items()},
+                   values={k: [[float(a), float(b)] for a, b in v] for k, v in (d.get("values") or {}).items()})
 
 
-def _rest(windows: Sequence[ColumnProfile]) -> list[ColumnProfile]:
-    """For each window, the merge of all the others (prefix and suffix merges: O(W) merges)."""
+def _rest(windows: Sequence[ColumnProfile]) -> list[ColumnProfile | None]:
+    """For each window, the merge of all the others (prefix and suffix merges: O(W) merges); None for a
+    window that has no other."""
     w = len(windows)
     prefix: list[ColumnProfile | None] = [None] * (w + 1)
     suffix: list[ColumnProfile | None] = [None] * (w + 1)
@@ -108,26 +164,55 @@ def _rest(windows: Sequence[ColumnProfile]) -> list[ColumnProfile]:
         prefix[i + 1] = windows[i] if prefix[i] is None else prefix[i].merge(windows[i])
     for i in range(w - 1, -1, -1):
         suffix[i] = windows[i] if suffix[i + 1] is None else windows[i].merge(suffix[i + 1])
-    out = []
+    out: list[ColumnProfile | None] = []
     for i in range(w):
         a, b = prefix[i], suffix[i + 1]
-        assert a is not None or b is not None
         out.append(b if a is None else a if b is None else a.merge(b))
     return out
 
 
-def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], compute) -> ColumnNoise:
+def rests(windows: Sequence[ColumnProfile], groups: Sequence[Any] | None = None) -> list[ColumnProfile | None]:
+    """For each window, the merge of the other windows of its group (all windows: one group)."""
+    if groups is None:
+        return _rest(windows)
+    out: list[ColumnProfile | None] = [None] * len(windows)
+    for g in set(groups):
+        idx = [i for i, x in enumerate(groups) if x == g]
+        for i, r in zip(idx, _rest([windows[i] for i in idx]), strict=True):
+            out[i] = r
+    return out
+
+
+def _tau2(ratios: list[tuple[float, float, int]]) -> float:
+    """The moment estimate of the between-window variance component from ``(r_i, v_i, W_i)``: ``r_i`` the
+    window's statistic over its independent-rows value, ``v_i`` its sampling scale, ``W_i`` the windows
+    in its rest (whose own between-window effect adds ``tau2 / W_i``)."""
+    if not ratios:
+        return 0.0
+    est = [(r - 1.0) * v / (1.0 + 1.0 / w) for r, v, w in ratios]
+    return max(0.0, float(np.mean(est)))
+
+
+def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], compute,
+                 groups: Sequence[Any] | None = None) -> ColumnNoise:
     """The noise of one column from its per-window profiles (exact bins on the reference's bins).
 
-    ``compute(statistic, rest, window)`` gives ``(value, p)`` of a statistic; the
-    caller passes the same function the audit uses (``spark_audit.drift.compare``).
+    ``compute(statistic, rest, window)`` gives ``(value, p)`` of a statistic; the caller passes the same
+    function the audit uses (``spark_audit.drift.compare``). ``groups`` (one per window, e.g. its phase)
+    compares each window only with the other windows of its group.
     """
-    windows = [w for w in windows if w.count > 0][-MAX_WINDOWS:]
+    keep = [i for i, w in enumerate(windows) if w.count > 0][-MAX_WINDOWS:]
+    windows = [windows[i] for i in keep]
+    groups = None if groups is None else [groups[i] for i in keep]
     if len(windows) < MIN_WINDOWS:
-        return ColumnNoise(windows=len(windows))
-    rests = _rest(windows)
-    x2_ratios, z2, k2, normalised = [], [], [], {s: [] for s in statistics}
-    for win, rest in zip(windows, rests, strict=True):
+        return ColumnNoise(windows=len(windows), tau2={f: 0.0 for f in FAMILIES})
+    sizes = [len(windows) if groups is None else groups.count(g) for g in (groups or [None] * len(windows))]
+    x2, k2, z2 = [], [], []
+    values: dict[str, list[list[float]]] = {s: [] for s in statistics}
+    for win, rest, size in zip(windows, rests(windows, groups), sizes, strict=True):
+        if rest is None or rest.count == 0:
+            continue
+        others = size - 1
         if win.bins is not None and rest.bins is not None and win.kind in ("numeric", "categorical"):
             ref_h, cur_h = np.asarray(rest.bins.counts, float), np.asarray(win.bins.counts, float)
         elif win.kind == "boolean":
@@ -135,18 +220,18 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
         else:
             ref_h = cur_h = None
         if ref_h is not None and ref_h.sum() > 0 and cur_h.sum() > 0:
+            v = sampling_scale(cur_h.sum(), ref_h.sum())
             pooled = stats.pool_sparse_bins(ref_h, cur_h)  # the same bins the evidence test reads
-            x2, _ = stats.chi_square(*pooled)
+            x2_stat, _ = stats.chi_square(*pooled)
             df = int(np.count_nonzero((pooled[0] + pooled[1]) > 0)) - 1
-            if df > 0 and math.isfinite(x2):
-                x2_ratios.append(x2 / df)
+            if df > 0 and math.isfinite(x2_stat):
+                x2.append((x2_stat / df, v, others))
             if win.kind == "numeric":
                 d, _ = stats.ks_from_counts(ref_h, cur_h)
-                n_eff = ref_h.sum() * cur_h.sum() / (ref_h.sum() + cur_h.sum())
-                k2.append(d * d * n_eff / _KOLMOGOROV_MEAN_SQUARE)
+                k2.append((d * d / v / _KOLMOGOROV_MEAN_SQUARE, v, others))
         z = two_proportion_z(missing_count(rest), rest.count, missing_count(win), win.count)
         if math.isfinite(z):
-            z2.append(z * z)
+            z2.append((z * z, sampling_scale(win.count, rest.count), others))
         n, m = win.sample_size, rest.sample_size
         for s in statistics:
             info = stats.STATISTICS[s]
@@ -154,13 +239,14 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
                 continue
             value, _ = compute(s, rest, win)
             if math.isfinite(value):
-                normalised[s].append(float(value / info.noise_scale(n, m)))
+                values[s].append([float(value), sampling_scale(n, m)])
     return ColumnNoise(
         windows=len(windows),
-        phi=max(1.0, float(np.mean(x2_ratios))) if x2_ratios else 1.0,
-        missing_phi=max(1.0, float(np.mean(z2))) if z2 else 1.0,
-        phi_ks=max(1.0, float(np.mean(k2))) if k2 else 1.0,
-        normalised={s: v for s, v in normalised.items() if v},
+        phi=max(1.0, float(np.mean([r for r, _, _ in x2]))) if x2 else 1.0,
+        missing_phi=max(1.0, float(np.mean([r for r, _, _ in z2]))) if z2 else 1.0,
+        phi_ks=max(1.0, float(np.mean([r for r, _, _ in k2]))) if k2 else 1.0,
+        tau2={"chi2": _tau2(x2), "ks": _tau2(k2), "missing": _tau2(z2)},
+        values={s: v for s, v in values.items() if v},
     )
 
 

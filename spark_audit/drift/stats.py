@@ -599,7 +599,8 @@ class StatisticInfo:
     null_scale: Literal["sqrt", "linear"] | None = None
     fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     # a test's p-value is read with its statistic divided by the reference's window-to-window
-    # overdispersion: the chi-square one ("chi2", for tests on counts) or the KS one ("ks")
+    # overdispersion: the chi-square one ("chi2", for tests on counts) or the KS one ("ks"); a distance's
+    # noise band is rescaled with the same family's between-window variance (``spark_audit.drift.noise``)
     overdispersion: Literal["chi2", "ks"] = "chi2"
 
     @property
@@ -735,11 +736,12 @@ register_statistic("chi2", _chi2_test, kinds=_BOTH, higher_is_drift=False, thres
 # does not shrink with n and made every large window "drift")
 register_statistic("ks", ks_from_counts, kinds=_NUMERIC, higher_is_drift=False, threshold=0.05,
                    overdispersion="ks")
+# the CDF distances' noise follows KS's between-window variance (``spark_audit.drift.noise``)
 register_statistic("wasserstein", _wasserstein_pair, kinds=_NUMERIC, higher_is_drift=True, threshold=0.1,
-                   needs="pair", null_scale="sqrt")
+                   needs="pair", null_scale="sqrt", overdispersion="ks")
 # Evidently's "ed" (threshold 0.1), normalised by the reference std like wasserstein
 register_statistic("energy", _energy_pair, kinds=_NUMERIC, higher_is_drift=True, threshold=0.1, needs="pair",
-                   null_scale="sqrt")
+                   null_scale="sqrt", overdispersion="ks")
 
 SMALL_SAMPLE = 1000
 """Sample size up to which the default is a p-value test (Evidently's cut-off)."""

@@ -24,8 +24,9 @@ from datasketches import hll_sketch, hll_union, kll_doubles_sketch
 
 from spark_audit.catalog import KINDS  # noqa: F401  (re-exported: the one list is spark_audit.catalog)
 
-# 2: a reference keeps its window-to-window noise in extras["noise"]; version 1 profiles still load
-FORMAT_VERSION = 2
+# 2: a reference keeps its window-to-window noise in extras["noise"]; 3: a reference keeps its noise as
+# between-window variance components, and its cycle's phases in ``phases``; older profiles still load
+FORMAT_VERSION = 3
 HLL_LG_K = 12
 
 
@@ -382,6 +383,9 @@ class TableProfile:
     slices: dict[str, TableProfile] = field(default_factory=dict)
     # JSON-able facts beside the column states (a reference keeps its model quality here)
     extras: dict[str, Any] = field(default_factory=dict)
+    # a reference with a calendar cycle: per phase (its number as text) the profile of its windows of that
+    # phase, with per-slice profiles of their own (``spark_audit.baseline``)
+    phases: dict[str, TableProfile] = field(default_factory=dict)
 
     def centers(self) -> dict[str, float]:
         """Each column's mean, where it has one: the centres a later scan shifts numbers by before
@@ -409,6 +413,7 @@ class TableProfile:
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
             "slices": {label: p.to_dict() for label, p in self.slices.items()},
             "extras": self.extras,
+            **({"phases": {k: p.to_dict() for k, p in self.phases.items()}} if self.phases else {}),
         }
 
     def to_json(self) -> str:
@@ -430,6 +435,7 @@ class TableProfile:
             schema=tuple((str(a), str(b)) for a, b in d.get("schema", [])),
             slices={label: cls.from_dict(p) for label, p in (d.get("slices") or {}).items()},
             extras=dict(d.get("extras") or {}),
+            phases={k: cls.from_dict(p) for k, p in (d.get("phases") or {}).items()},
         )
 
     @classmethod
