@@ -192,8 +192,8 @@ def demo_both(spark, tmp_path_factory):
     """The demo end to end, once for the session: its two model versions, each with its own reference and
     its own audit (logged to MLflow). (spec, [(version, reference run id, profile)], [VersionAudit])."""
     from spark_audit.audit import run_audits
-    from spark_audit.reference_build import build_references
     from spark_audit.demo import write_demo
+    from spark_audit.reference_build import build_references
     from spark_audit.spec import load_spec
 
     home = tmp_path_factory.mktemp("demo")

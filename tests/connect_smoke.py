@@ -67,8 +67,8 @@ def main(home: Path, result_path: Path) -> None:
 
     from spark_audit import store
     from spark_audit.audit import run_audit
-    from spark_audit.reference_build import build_reference
     from spark_audit.demo import write_demo
+    from spark_audit.reference_build import build_reference
     from spark_audit.spec import load_spec
 
     spec = load_spec(write_demo(spark, home, rows_per_day=300)).for_model_version("1")  # one version: a smoke

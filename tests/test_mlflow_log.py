@@ -9,11 +9,10 @@ from mlflow import MlflowClient
 
 from spark_audit import mlflow_log, mlflow_text
 from spark_audit.audit import run_audit
-from spark_audit.reference_build import build_reference
-from spark_audit.result import AuditResult
 from spark_audit.findings import SEVERITIES, Finding
 from spark_audit.mlflow_log import audit_params
 from spark_audit.mlflow_text import (
+    Tag,
     audit_summary,
     counts_text,
     description,
@@ -24,8 +23,9 @@ from spark_audit.mlflow_text import (
     run_name,
     severity_counts,
 )
-from spark_audit.mlflow_text import Tag
 from spark_audit.reference import EXPERIMENT_KIND_ML, ensure_experiment
+from spark_audit.reference_build import build_reference
+from spark_audit.result import AuditResult
 from spark_audit.spec import MlflowSpec, parse_spec
 
 UTC = timezone.utc

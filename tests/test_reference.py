@@ -5,8 +5,8 @@ import time
 import pytest
 
 from spark_audit.errors import ReferenceError_, TrackingError
-from spark_audit.profile.state import ColumnProfile, GroupKey, TableProfile
 from spark_audit.mlflow_text import Tag
+from spark_audit.profile.state import ColumnProfile, GroupKey, TableProfile
 from spark_audit.reference import (
     ensure_experiment,
     load_reference,

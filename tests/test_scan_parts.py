@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from spark_audit import multivariate, quality, table_checks
-from spark_audit.contract.scan import contract_part
 from spark_audit.contract import compile_contract, load_contract
+from spark_audit.contract.scan import contract_part
 from spark_audit.decay.estimate import Calibration
 from spark_audit.drift.compare import reference_bins
 from spark_audit.profile import Grouping, profile_groups, resolve_columns

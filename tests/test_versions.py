@@ -9,9 +9,9 @@ from mlflow import MlflowClient
 
 from spark_audit import store
 from spark_audit.audit import run_audit, run_audits
-from spark_audit.reference_build import build_references
 from spark_audit.errors import EXIT_DATA, ReferenceError_, SpecError
 from spark_audit.readback import complete_frame, read_frame
+from spark_audit.reference_build import build_references
 from spark_audit.report import compare_versions, version_table
 from spark_audit.spec import parse_spec
 
