@@ -63,6 +63,8 @@ from spark_audit.contract import infer_contract  # noqa: E402
 from spark_audit.contract import logical_type_of  # noqa: E402
 from spark_audit.findings import SEVERITIES, Finding  # noqa: E402
 from spark_audit.session import get_spark  # noqa: E402
+
+import rhythms  # noqa: E402  (benchmarks/rhythms.py: the real-world table shapes)
 from spark_audit.spec import parse_spec  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -224,14 +226,18 @@ class Scenario:
     seed: int = 1
     tiny_day: int | None = None
     note: str = ""
+    ref_days: int = REF_DAYS
+    table: str = "bank"  # bank (generate), rhythm / rare (rhythms.generate_rhythm), four (rhythms.generate_four)
+    threshold: float = 0.5  # the model's cut-off (quality.threshold)
+    min_counted_rows: int = MIN_GROUP_ROWS  # a stable run counts findings of slices at least this big
 
     @property
     def first_audit_day(self) -> int:
-        return REF_DAYS
+        return self.ref_days
 
     @property
     def audit_end_day(self) -> int:
-        return REF_DAYS + self.audit_days
+        return self.ref_days + self.audit_days
 
 
 def _one_table(spark: SparkSession, sc: Scenario, home: Path, transform: Callable[[DataFrame], DataFrame] | None = None,
@@ -248,6 +254,22 @@ def _one_table(spark: SparkSession, sc: Scenario, home: Path, transform: Callabl
 
 def _day() -> Column:
     return F.col("_day")
+
+
+def _rhythm_table(spark: SparkSession, sc: Scenario, home: Path,
+                  transform: Callable[[DataFrame], DataFrame] | None = None, **gen) -> dict[str, Path]:
+    """A table of rhythms.py's kinds: ``sc.ref_days`` reference days, then ``sc.audit_days`` audited ones."""
+    if sc.table == "four":
+        df = rhythms.generate_four(spark, 0, sc.ref_days + sc.audit_days, sc.rows_per_day, sc.seed)
+    else:
+        gen = {"weekly": sc.table == "rhythm", "cutoff": sc.threshold,
+               "intercept": -4.1 if sc.table == "rare" else -2.3, **gen}
+        df = rhythms.generate_rhythm(spark, 0, sc.ref_days + sc.audit_days, sc.rows_per_day, sc.seed, **gen)
+    if transform is not None:
+        df = transform(df)
+    path = home / "table"
+    write_delta(rhythms.finish(df), path)
+    return {"ref": path, "audit": path}
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -332,6 +354,37 @@ def scenarios(quick: bool) -> list[Scenario]:
         build=lambda s, sc, h: _one_table(s, sc, h), mode="stable")
     add(name="tiny_window", what="one audited day has only 20 rows, drifted (balance +2 sd, credit_score -100)",
         build=_build_tiny, mode="tiny", tiny_day=D + 3)
+    # real-world shapes (rhythms.py): a weekly rhythm in reference and audit, a rare positive class with a high
+    # cut-off, a four-feature table; 28-day references, every slice counted in the stable runs
+    R, wk = 28, (3000 if quick else 5000)
+    rhythm_days = 14 if quick else 28
+    rhythm = dict(ref_days=R, rows_per_day=wk, table="rhythm", min_counted_rows=0, build=_rhythm_table)
+    add(name="rhythm_stable_28", what=f"weekly rhythm: weekends with 60% of the rows, later hours, larger amounts, "
+        f"another merchant and device mix; {rhythm_days} stable days", audit_days=rhythm_days, mode="stable",
+        **rhythm)
+    add(name="rare_positive_stable_28", what=f"3% positives, cut-off 0.25 (few predicted positives); {rhythm_days} "
+        "stable days", audit_days=rhythm_days, mode="stable",
+        **{**rhythm, "table": "rare", "threshold": 0.25})
+    add(name="four_features_stable_28", what=f"four numeric features, no direction left for PCA; {rhythm_days} "
+        "stable days", audit_days=rhythm_days, mode="stable", **{**rhythm, "table": "four", "rows_per_day": rpd})
+    F0 = R + 7  # the faults start on the 8th audited day, a Thursday
+    add(name="rhythm_mean_shift", what="weekly rhythm; amount x1.5 from the 8th audited day", audit_days=14,
+        fault=Fault(("drift",), ("amount",), tuple(range(F0, R + 14)), "warning"), **{**rhythm, "build": lambda s, sc, h:
+        _rhythm_table(s, sc, h, lambda df: df.withColumn(
+            "amount", F.when(_day() >= F0, F.round(F.col("amount") * 1.5, 2)).otherwise(F.col("amount"))))})
+    add(name="rhythm_nan_burst", what="weekly rhythm; account_age_days all NaN on the 9th audited day (a Friday)",
+        audit_days=14, fault=Fault(("missing",), ("account_age_days",), (F0 + 1,), "critical"),
+        **{**rhythm, "build": lambda s, sc, h: _rhythm_table(s, sc, h, lambda df: df.withColumn(
+            "account_age_days", F.when(_day() == F0 + 1, F.lit(float("nan"))).otherwise(F.col("account_age_days"))))})
+    add(name="rhythm_renamed_category", what="weekly rhythm; merchant 'online' renamed 'ONLINE' from the 8th "
+        "audited day", audit_days=14, fault=Fault(("drift",), ("merchant",), tuple(range(F0, R + 14)), "warning"),
+        **{**rhythm, "build": lambda s, sc, h: _rhythm_table(s, sc, h, lambda df: df.withColumn(
+            "merchant", F.when((_day() >= F0) & (F.col("merchant") == "online"), F.lit("ONLINE"))
+            .otherwise(F.col("merchant"))))})
+    add(name="rhythm_concept_drift", what="weekly rhythm; the label's dependence on the amount flips sign from the "
+        "8th audited day", audit_days=14, fault=Fault(("quality",), QUALITY_METRICS, tuple(range(F0, R + 14)),
+                                                      "warning"),
+        **{**rhythm, "build": lambda s, sc, h: _rhythm_table(s, sc, h, concept_from=F0)})
     return out
 
 
@@ -369,16 +422,22 @@ def _build_tiny(spark: SparkSession, sc: Scenario, home: Path) -> dict[str, Path
 # --------------------------------------------------------------------------- audit
 
 
+TABLE_FEATURES = {"bank": (FEATURES, ["region"]), "rhythm": (rhythms.RHYTHM_FEATURES, ["device"]),
+                  "rare": (rhythms.RHYTHM_FEATURES, ["device"]), "four": (rhythms.FOUR_FEATURES, ["segment"])}
+
+
 def spec_dict(sc: Scenario, home: Path, root: Path, source: Path, *, contract: Path | None = None,
               reference_uri: str | None = None) -> dict:
+    features, slices = TABLE_FEATURES[sc.table]
     d = {
         "name": f"bench-{sc.name}",
         "source": {"path": str(source), "timestamp_column": "event_ts"},
         "window": {"size": "1 day", "start": day_iso(sc.first_audit_day), "end": day_iso(sc.audit_end_day)},
-        "features": FEATURES,
-        "slices": ["region"],
-        "reference": {"start": day_iso(0), "end": day_iso(REF_DAYS)},
-        "quality": {"task": "binary", "label": "label", "score": "score", "threshold": 0.5},
+        "features": features,
+        "slices": slices,
+        "reference": {"start": day_iso(0), "end": day_iso(sc.ref_days)},
+        "quality": {"task": "binary", "label": "label", "score": "score", "threshold": sc.threshold,
+                    **({"prediction": "prediction"} if sc.table != "bank" else {})},
         "output": {"path": str(home / "results")},
         "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "spark-audit-detection-bench"},
     }
@@ -409,11 +468,11 @@ class Outcome:
         return self.group_rows.get((f.window_start, f.slice, f.model_version))
 
     def counted(self, f: Finding) -> bool:
-        """stable_30 counts overall findings and findings of slices with at least MIN_GROUP_ROWS rows."""
+        """A stable run counts overall findings and findings of slices with at least ``min_counted_rows`` rows."""
         if f.slice is None:
             return True
         n = self.rows(f)
-        return n is None or n >= MIN_GROUP_ROWS
+        return n is None or n >= self.sc.min_counted_rows
 
 
 def _on_faulted_day(f: Finding, fault: Fault) -> bool:
@@ -527,7 +586,8 @@ def show(f: Finding, o: Outcome) -> str:
 
 def expected_text(sc: Scenario) -> str:
     if sc.mode == "stable":
-        return f"no findings (0 critical, 0 error, <= 2 warnings; overall + slices >= {MIN_GROUP_ROWS} rows)"
+        return (f"no findings (0 critical, 0 error, <= 2 warnings; overall + "
+                + (f"slices >= {sc.min_counted_rows} rows)" if sc.min_counted_rows else "every slice)"))
     if sc.mode == "tiny":
         return f"no drift/quality finding on the 20-row window {day_iso(sc.tiny_day)[:10]}"
     assert sc.fault is not None
@@ -559,7 +619,7 @@ def report(o: Outcome, out) -> None:
     p = lambda s="": print(s, file=out, flush=True)  # noqa: E731
     p(f"== {sc.name}: {sc.what}")
     p(f"   rows/window {sc.rows_per_day:,}" + (" per model version" if sc.version_column else "")
-      + f"; reference {REF_DAYS} days x {sc.ref_rows_per_day:,}; audited {sc.audit_days} day(s)"
+      + f"; reference {sc.ref_days} days x {sc.ref_rows_per_day:,}; audited {sc.audit_days} day(s)"
       + (f"; {sc.note}" if sc.note else ""))
     p(f"   expected   {expected_text(sc)}")
     p(f"   detected   {detected_text(o)}")
@@ -647,6 +707,27 @@ def targets(outcomes: list[Outcome], out) -> None:
         verdict(f"stable_30: 0 critical, 0 error, <= 2 warnings (overall + slices >= {MIN_GROUP_ROWS} rows)", ok,
                 st.error or f"{c['critical']} critical, {c['error']} error, {c['warning']} warning "
                             f"({st.sc.audit_days} windows)")
+    stable = [o for o in outcomes if o.sc.mode == "stable" and o.sc.name != "stable_30"]
+    if stable:
+        details, good = [], True
+        for o in stable:
+            c = Counter(f.severity for f in o.false if o.counted(f))
+            good &= o.error is None and c["critical"] == 0 and c["error"] == 0 and c["warning"] <= 2
+            counts = "/".join(str(c[k]) for k in ("critical", "error", "warning"))
+            details.append(f"{o.sc.name} {o.error or counts}")
+        verdict("each stable rhythm, rare-positive and four-feature run: 0 critical, 0 error, <= 2 warnings, every "
+                "slice", good, "; ".join(details) + " (c/e/w)")
+    rhythm_faults = [o for o in outcomes if o.sc.mode == "fault" and o.sc.table == "rhythm"]
+    if rhythm_faults:
+        missed = [o.sc.name for o in rhythm_faults if not o.hits]
+        verdict("faults on the weekly-rhythm table found at the expected severity", not missed,
+                f"{len(rhythm_faults) - len(missed)}/{len(rhythm_faults)}" + (f"; missed: {', '.join(missed)}"
+                                                                               if missed else ""))
+    inside = [(o.sc.name, f) for o in outcomes for f in o.findings if f.inside_band]
+    banded = sum(f.band is not None for o in outcomes for f in o.findings)
+    verdict("no finding whose value lies inside its own printed noise band", not inside,
+            f"{len(inside)} of {banded} findings with a band" + (f"; e.g. {inside[0][0]}: {inside[0][1].message}"
+                                                                 if inside else ""))
     parts, oks = [], []
     for name, need in (("mean_shift_0.2sd", "warning"), ("nan_burst", "critical"), ("unit_change", "critical")):
         o = by.get(name)

@@ -31,12 +31,8 @@ class Baseline:
     scale: TableProfile
     noise: dict[str, ColumnNoise] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    phase: str | None = None  # "Sat", "14:00": the phase of the cycle, None without one
+    phase: str | None = None  # "Saturdays", "windows at 14:00": the reference windows of the cycle's phase
     seen: bool = True  # False for a slice the reference never saw (it is compared with the whole reference)
-
-    def describe(self) -> str:
-        """`` (Sat)`` when the baseline is one phase of a cycle, else empty: for a finding's message."""
-        return f" ({self.phase}s)" if self.phase else ""
 
 
 def cycle_of(ref: TableProfile) -> Cycle | None:
@@ -66,5 +62,5 @@ def baseline(ref: TableProfile, key: GroupKey, *, cycle: bool = True) -> Baselin
         if prof is not None:
             windows = int(prof.extras.get("windows") or 0)
             phased = None if noise is None else {n: x.for_baseline(windows) for n, x in noise.items()}
-            return Baseline(prof, sliced, phased, {**sliced.extras, **prof.extras}, c.label(ph), seen)
+            return Baseline(prof, sliced, phased, {**sliced.extras, **prof.extras}, c.plural(ph), seen)
     return Baseline(sliced, sliced, noise, dict(sliced.extras), None, seen)

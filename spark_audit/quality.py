@@ -259,7 +259,7 @@ def evaluate(
         n = float(realised.get("n") or 0)
         n_ref = float(quality_from_row(qspec, ref_state, prefix=Q).get("n") or 0) if ref_state else 0.0
         where = dict(window_start=k.window_start, slice=k.slice, model_version=k.model_version)
-        phase_note = f" ({b.phase}s)" if b.phase else ""
+        phase_note = f" ({b.phase})" if b.phase else ""
         for m in (x for x in realised if x not in COUNTS):
             info = metric(qspec.task, m)
             value, ref = realised[m], ref_metrics.get(m)

@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from spark_audit import multivariate, quality, table_checks
 from spark_audit.drift import cycle as cycle_mod
-from spark_audit.drift import noise
+from spark_audit.drift import noise, stats
 from spark_audit.drift.compare import DRIFT_KINDS, compute, reference_bins
 from spark_audit.drift.cycle import Cycle, CycleDecision
 from spark_audit.drift.stats import STATISTICS
@@ -122,8 +122,10 @@ def profile_reference(
                            kll=c.kll if c.kll is not None else top_from.columns[n].kll,
                            hll=c.hll if c.hll is not None else top_from.columns[n].hll)
                 for n, c in merged.columns.items()}
-        extras = noise.noise_extras(reference_noise(profiles, spec, phases), len(profiles),
-                                    spec.window.size if windowed else None)
+        learned = reference_noise(profiles, spec, phases, None if label is None else scales)
+        if label is None:
+            scales.update({n: c.iid for n, c in learned.items()})
+        extras = noise.noise_extras(learned, len(profiles), spec.window.size if windowed else None)
         if windowed:
             rows = [g.profile.row_count for g in members]
             extras.update(table_checks.table_extras(members, counts_of(label, members),
@@ -134,8 +136,9 @@ def profile_reference(
             extras.update(quality.reference_extras(spec.quality, total, states, phases))
         return replace(merged, columns=cols, extras=extras)
 
-    slices = {label: whole(label) for label in windows if label is not None}
+    scales: dict[str, dict[str, float]] = {}  # the sampling scales learned on all rows, reused by the slices
     profile = whole(None)
+    slices = {label: whole(label) for label in windows if label is not None}
     extras = dict(profile.extras)
     if windowed:
         extras.update(multivariate.reference_extras(pca_names, pca_means, pca_stds, windows[None],
@@ -235,18 +238,29 @@ def training_profile(ref: TableProfile) -> TableProfile | None:
     return TableProfile.from_dict(t["profile"]) if t else None
 
 
-def reference_noise(windows: list[TableProfile], spec: AuditSpec,
-                    phases: list[int] | None = None) -> dict[str, noise.ColumnNoise]:
-    """Each feature's window-to-window noise in these reference windows (compared within ``phases``)."""
+def noise_statistics(spec: AuditSpec, name: str, kind: str) -> list[str]:
+    """The statistics an audit computes on a column of ``kind`` whose noise a reference learns: the default
+    deciding distance, the feature's own, and ``drift.statistics`` (tests decided on a p-value need none)."""
+    dkind = "categorical" if kind == "boolean" else kind
+    feature = next(f for f in spec.features if f.name == name)
+    wanted = {stats.default_statistic(dkind, stats.SMALL_SAMPLE + 1, stats.SMALL_SAMPLE + 1)[0],
+              *([feature.drift.statistic] if feature.drift.statistic else []), *spec.drift.statistics}
+    return sorted(s for s in wanted if STATISTICS[s].applies(kind) and STATISTICS[s].null_scale)
+
+
+def reference_noise(windows: list[TableProfile], spec: AuditSpec, phases: list[int] | None = None,
+                    scales: dict[str, dict[str, float]] | None = None) -> dict[str, noise.ColumnNoise]:
+    """Each feature's window-to-window noise in these reference windows (compared within ``phases``);
+    ``scales`` per column: the statistics' sampling scales learned on all rows, which a slice reuses."""
     out = {}
     for f in spec.features:
         cols = [w.columns[f.name] for w in windows if f.name in w.columns]
         if not cols or cols[0].kind not in DRIFT_KINDS:
             continue
-        kind = "categorical" if cols[0].kind == "boolean" else cols[0].kind
-        wanted = sorted({s for s, info in STATISTICS.items() if kind in info.kinds and info.null_scale})
+        wanted = noise_statistics(spec, f.name, cols[0].kind)
         groups = None if phases is None else [p for w, p in zip(windows, phases, strict=True) if f.name in w.columns]
-        out[f.name] = noise.column_noise(cols, wanted, compute, groups)
+        out[f.name] = noise.column_noise(cols, wanted, compute, groups, None if scales is None
+                                         else scales.get(f.name, {}))
     return out
 
 

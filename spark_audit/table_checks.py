@@ -154,9 +154,9 @@ def volume_candidate(ref_table: dict[str, Any] | None, group: GroupResult, phase
     rows = [r for r in counts if r > 0]
     if len(rows) < 2 or (len(rows) < 3 and phase is None):
         return None
-    of = f"{phase} " if phase else ""
+    of = f", its {phase}" if phase else ""
     return _volume(rows, group, "rows", (ref_table or {}).get("spread"),
-                   f"per {of}window in the reference ({{ratio:.2f}}x; reference {of}windows {min(rows)} to "
+                   f"per window in the reference{of} ({{ratio:.2f}}x; reference windows {min(rows)} to "
                    f"{max(rows)})")
 
 

@@ -259,3 +259,38 @@ def test_model_alias_is_recorded_as_the_version_it_named(setup, capsys, spark):
     runs = store.complete(spark, output, "audit_runs").collect()
     assert sorted(r.model_version for r in runs) == ["1", str(mv.version)]
     assert len({r.audit_key for r in runs}) == 2
+
+
+def test_a_spec_with_relative_paths_runs_from_its_working_directory(spark, tmp_path, capsys, monkeypatch):
+    """Source, labels, training, contract and output named relative to the working directory (the README's
+    rule): Spark SQL's delta.`path` does not resolve a relative path, so the spec makes them absolute."""
+    work = tmp_path / "job"
+    (work / "data").mkdir(parents=True)
+    write_table(spark, str(work / "data" / "table"), nan_day=2)
+    labels = [(T0 + timedelta(days=d, minutes=i), i % 2) for d in range(3) for i in range(200)]
+    spark.createDataFrame(labels, "ts timestamp, y int").write.format("delta").save(str(work / "data" / "labels"))
+    (work / "contract.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "rel", "version": "1.0.0", "status": "active",
+        "schema": [{"name": "t", "properties": [{"name": "x", "logicalType": "number",
+                                                 "quality": [{"metric": "nullValues", "mustBe": 0}]}]}]}))
+    spec = {
+        "name": "relative", "source": {"path": "data/table", "timestamp_column": "ts"}, "window": {"size": "1 day"},
+        "features": ["x", "c"], "reference": {"end": (T0 + timedelta(days=1)).isoformat()},
+        "training": {"path": "data/table", "timestamp_column": "ts", "end": (T0 + timedelta(days=1)).isoformat()},
+        "quality": {"task": "binary", "label": "y", "prediction": "x", "positive": 1,
+                    "labels": {"path": "data/labels", "keys": ["ts"]}},
+        "contract": "contract.yaml", "output": {"path": "out/results"},
+        "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "relative"},
+    }
+    (work / "audit.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(work)
+    assert main(["--quiet", "reference", "build", "audit.yaml"]) == 0
+    uri = capsys.readouterr().out.split("reference logged as ")[1].split()[0]
+    spec["reference"] = {"uri": uri}
+    (work / "audit.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["--quiet", "audit", "audit.yaml"]) == 1  # x is NaN on the last day
+    out = capsys.readouterr().out
+    assert "CRITICAL missing       x" in out
+    runs = store.complete(spark, load_spec(work / "audit.yaml").output, "audit_runs").collect()
+    assert len(runs) == 1 and runs[0].source == str(work / "data" / "table")
+    assert (work / "out" / "results" / "findings").is_dir()  # written where the spec said, under the cwd

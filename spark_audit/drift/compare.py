@@ -174,6 +174,11 @@ def compare_column(
         alive = n_cur > 0 and n_ref > 0
         material = bool(alive and stats.is_drifted(name, value, p, thr))
         p_evidence = p if info.is_test else evidence
+        if not info.is_test and noise is not None and math.isfinite(value):
+            # and beyond what the reference's own windows give at these sizes (a fitted tail, not just a band)
+            tail = noise.tail_p(name, value, n_cur, n_ref)
+            if math.isfinite(tail) and p_evidence is not None and math.isfinite(p_evidence):
+                p_evidence = max(p_evidence, tail)
         if info.higher_is_drift:
             critical = material and value >= thr * drift.critical_factor
         else:

@@ -41,7 +41,7 @@ PERIODS = {"day": DAY, "week": WEEK}
 ALPHA = 0.001
 MIN_CYCLES = 2  # windows of every phase the reference must hold
 MIN_EXPECTED = 5.0  # Cochran's rule, as for the drift tests' pooled bins
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,10 @@ class Cycle:
     >>> week = Cycle(WEEK, DAY)
     >>> week.phases, week.name
     (7, 'week')
-    >>> week.label(week.phase("2026-01-10T00:00:00Z"))
-    'Sat'
-    >>> Cycle(DAY, 3600).label(Cycle(DAY, 3600).phase("2026-01-10T14:00:00Z"))
-    '14:00'
+    >>> week.label(week.phase("2026-01-10T00:00:00Z")), week.plural(week.phase("2026-01-10T00:00:00Z"))
+    ('Sat', 'Saturdays')
+    >>> Cycle(DAY, 3600).plural(Cycle(DAY, 3600).phase("2026-01-10T14:00:00Z"))
+    'windows at 14:00'
     """
 
     period: int
@@ -79,11 +79,18 @@ class Cycle:
         """``Sat``, ``Sat 06:00``, ``14:00``: the phase as a person reads it."""
         start = datetime.fromtimestamp(phase * self.window, tz=timezone.utc)  # the epoch's first cycle
         if self.period == WEEK:
-            day = _WEEKDAYS[start.weekday()]
+            day = _WEEKDAYS[start.weekday()][:3]
             return day if self.window % DAY == 0 else f"{day} {start:%H:%M}"
         if self.period == DAY:
             return f"{start:%H:%M}"
         return f"phase {phase}"
+
+    def plural(self, phase: int) -> str:
+        """``Saturdays``, ``windows at Sat 06:00``, ``windows at 14:00``: the reference windows of a phase."""
+        start = datetime.fromtimestamp(phase * self.window, tz=timezone.utc)
+        if self.period == WEEK and self.window % DAY == 0:
+            return _WEEKDAYS[start.weekday()] + "s"
+        return f"windows at {self.label(phase)}"
 
     def to_dict(self) -> dict[str, int]:
         return {"period": self.period, "window": self.window}

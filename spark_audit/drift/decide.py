@@ -73,7 +73,7 @@ def drift_finding(r: DriftResult, k: GroupKey, phase: str | None = None) -> Find
     shown = f"p={r.p_value:.3g}" if r.p_value is not None and STATISTICS[r.statistic].is_test \
         else f"{r.value:.3f}"
     noise_note = f", noise band at this size {r.noise:.3f}" if r.noise is not None else ""
-    against = f" vs the reference's {phase}s" if phase else ""
+    against = f" vs the reference's {phase}" if phase else ""
     return Finding(sev, "drift", f"{r.statistic} {shown}{against} (material at {r.threshold:g}{noise_note}; "
                    f"n={r.n_current} vs {r.n_reference})", r.column, k.window_start, k.slice, k.model_version,
                    r.statistic, finite(r.value), r.threshold, band=None if r.noise is None else (None, r.noise))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy.stats import gamma as gamma_dist
 
 from spark_audit.drift import stats
 from spark_audit.profile.state import ColumnProfile
@@ -102,6 +103,9 @@ class ColumnNoise:
     normalised: dict[str, list[float]] = field(default_factory=dict)
     tau2: dict[str, float] | None = None
     values: dict[str, list[list[float]]] = field(default_factory=dict)
+    # per statistic, its square (a divergence: itself) over v for independent rows from the reference's own
+    # counts (``iid_scales``): what of a window's value is sampling noise, at any size
+    iid: dict[str, float] = field(default_factory=dict)
     # windows merged into the baseline a window is compared with (the reference, or its phase)
     baseline_windows: int = 0
 
@@ -117,24 +121,58 @@ class ColumnNoise:
         w = self.baseline_windows or self.windows
         return 1.0 + self.tau2.get(family, 0.0) * (1.0 + (1.0 / w if w else 0.0)) / v
 
-    def band(self, statistic: str, n: float, m: float, *, quantile: float = BAND_QUANTILE) -> float | None:
-        """The statistic's noise band at sizes (n, m): the ``quantile`` of the reference windows' own values,
-        each rescaled from its sizes to these. None when the reference kept none."""
+    def null_values(self, statistic: str, n: float, m: float) -> np.ndarray | None:
+        """The reference windows' own values of ``statistic`` against the rest, each rescaled from its sizes
+        to (n, m) with the between-window variance: what the statistic is without drift at these sizes.
+        None when the reference kept none."""
         info = stats.STATISTICS.get(statistic)
         if info is None or info.null_scale is None:
             return None
         if self.tau2 is None:  # an older reference: values normalised by their scale
-            values = [v for v in self.normalised.get(statistic, []) if math.isfinite(v)]
+            values = np.asarray([v for v in self.normalised.get(statistic, []) if math.isfinite(v)])
             scale = info.noise_scale(n, m)
-            return float(np.quantile(values, quantile) * scale) if values and math.isfinite(scale) else None
+            return values * scale if values.size and math.isfinite(scale) else None
         pairs = [(x, vi) for x, vi in self.values.get(statistic, []) if math.isfinite(x) and vi > 0]
         v = sampling_scale(n, m)
         if not pairs or not math.isfinite(v):
             return None
-        t = self.tau2.get("ks" if info.overdispersion == "ks" else "chi2", 0.0)
-        ratio = np.asarray([(v + t) / (vi + t) for _, vi in pairs])
-        scaled = np.asarray([x for x, _ in pairs]) * (np.sqrt(ratio) if info.null_scale == "sqrt" else ratio)
-        return float(np.quantile(scaled, quantile))
+        x, vs = np.asarray([a for a, _ in pairs]), np.asarray([b for _, b in pairs])
+        power = 2.0 if info.null_scale == "sqrt" else 1.0  # a distance's square, a divergence itself
+        c = self.iid.get(statistic)
+        if c is None:  # no sampling scale kept: the test family's between-window variance says it
+            t = self.tau2.get("ks" if info.overdispersion == "ks" else "chi2", 0.0)
+            ratio = (v + t) / (vs + t)
+        else:  # value^power = c v + b: sampling noise and the windows' own differences, b >= 0
+            b = max(0.0, float(np.mean(x**power - c * vs)))
+            ratio = (c * v + b) / np.maximum(c * vs + b, 1e-300)
+        return x * ratio ** (1.0 / power)
+
+    def band(self, statistic: str, n: float, m: float, *, quantile: float = BAND_QUANTILE) -> float | None:
+        """The statistic's noise band at sizes (n, m): the ``quantile`` of its null values (``null_values``).
+        None when the reference kept none."""
+        values = self.null_values(statistic, n, m)
+        return None if values is None else float(np.quantile(values, quantile))
+
+    def tail_p(self, statistic: str, value: float, n: float, m: float) -> float:
+        """How often the statistic's null values at (n, m) reach ``value``, from a Gamma law fitted (by its
+        first two moments) to their squares: the empirical evidence beyond the band, with a tail. A
+        distance's square is about Gamma whatever makes the windows differ: a multiple of chi-square with
+        many degrees of freedom for independent rows, of one degree (a folded normal: the heaviest tail
+        the fit allows) when one between-window effect dominates. NaN without null values.
+
+        >>> band = ColumnNoise(windows=28, tau2={"chi2": 0.0}, values={"js": [[0.02, 1e-3]] * 14 + [[0.03, 1e-3]] * 14})
+        >>> band.tail_p("js", 0.025, 1000, 1e9) > 0.3, band.tail_p("js", 0.12, 1000, 1e9) < 1e-6
+        (True, True)
+        """
+        values = self.null_values(statistic, n, m)
+        if values is None or values.size < MIN_WINDOWS or not math.isfinite(value):
+            return math.nan
+        sq = values**2
+        mean, var = float(sq.mean()), float(sq.var(ddof=1))
+        if mean <= 0:
+            return 0.0 if value > 0 else 1.0
+        shape = max(mean * mean / var, 0.5) if var > 0 else 50.0
+        return float(gamma_dist.sf(value * value, shape, scale=mean / shape))
 
     def for_baseline(self, windows: int) -> ColumnNoise:
         """This noise, for a baseline merged from ``windows`` reference windows (a phase of the cycle)."""
@@ -142,7 +180,7 @@ class ColumnNoise:
 
     def to_dict(self) -> dict[str, Any]:
         return {"windows": self.windows, "phi": self.phi, "missing_phi": self.missing_phi, "phi_ks": self.phi_ks,
-                "normalised": self.normalised, "tau2": self.tau2, "values": self.values}
+                "normalised": self.normalised, "tau2": self.tau2, "values": self.values, "iid": self.iid}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ColumnNoise:
@@ -151,7 +189,8 @@ class ColumnNoise:
                    missing_phi=float(d.get("missing_phi", 1.0)), phi_ks=float(d.get("phi_ks", 1.0)),
                    normalised={k: [float(x) for x in v] for k, v in (d.get("normalised") or {}).items()},
                    tau2=None if tau2 is None else {k: float(v) for k, v in tau2.items()},
-                   values={k: [[float(a), float(b)] for a, b in v] for k, v in (d.get("values") or {}).items()})
+                   values={k: [[float(a), float(b)] for a, b in v] for k, v in (d.get("values") or {}).items()},
+                   iid={k: float(v) for k, v in (d.get("iid") or {}).items()})
 
 
 def _rest(windows: Sequence[ColumnProfile]) -> list[ColumnProfile | None]:
@@ -193,13 +232,75 @@ def _tau2(ratios: list[tuple[float, float, int]]) -> float:
     return max(0.0, float(np.mean(est)))
 
 
+IID_DRAWS = 64
+
+
+def _with_counts(whole: ColumnProfile, counts: np.ndarray) -> ColumnProfile:
+    """``whole`` with other counts on its bins (its tail sums scaled with its outer bins): a window drawn
+    from it, for ``iid_scales``."""
+    n = int(counts.sum())
+    if whole.kind == "boolean":
+        return replace(whole, count=n, n_false=int(counts[0]), n_true=int(counts[1]), nulls=0)
+    b = whole.bins
+    tails = None
+    if b.tails is not None:
+        lo, hi = b.counts[0], b.counts[-1]
+        tails = (b.tails[0] * counts[0] / lo if lo else 0.0, b.tails[1] * counts[-1] / hi if hi else 0.0)
+    return replace(whole, count=n, nulls=0, nan=0, pos_inf=0, neg_inf=0, n_finite=n,
+                   bins=replace(b, counts=tuple(int(c) for c in counts), tails=tails))
+
+
+def iid_scales(windows: Sequence[ColumnProfile], statistics: Sequence[str], compute, *,
+               draws: int = IID_DRAWS, seed: int = 0) -> dict[str, float]:
+    """Per statistic, its mean square (a divergence: its mean) over ``v`` when a window and the rest hold
+    independent rows of the reference's pooled distribution, at the reference's own sizes: a multinomial
+    bootstrap of its exact counts. With it, a window's value splits into sampling noise, which shrinks with
+    the size, and the windows' own differences, which do not (``ColumnNoise.null_values``)."""
+    windows = [w for w in windows if w.sample_size > 0]
+    if len(windows) < 2:
+        return {}
+    whole = windows[0]
+    for w in windows[1:]:
+        whole = whole.merge(w)
+    if whole.kind == "boolean":
+        counts = np.asarray([whole.n_false, whole.n_true], dtype=float)
+    elif whole.bins is not None and whole.kind in ("numeric", "categorical"):
+        counts = np.asarray(whole.bins.counts, dtype=float)
+    else:
+        return {}
+    if counts.sum() <= 0:
+        return {}
+    p = counts / counts.sum()
+    n = int(np.median([w.sample_size for w in windows]))
+    m = int(counts.sum()) - n
+    if n <= 0 or m <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {s: [] for s in statistics}
+    for _ in range(draws):
+        win, rest = _with_counts(whole, rng.multinomial(n, p)), _with_counts(whole, rng.multinomial(m, p))
+        for s in statistics:
+            value, _ = compute(s, rest, win)
+            if math.isfinite(value):
+                values[s].append(value)
+    v = sampling_scale(n, m)
+    out = {}
+    for s, xs in values.items():
+        info = stats.STATISTICS[s]
+        if xs and info.null_scale is not None:
+            x = np.asarray(xs)
+            out[s] = float(np.mean(x**2 if info.null_scale == "sqrt" else x) / v)
+    return out
+
+
 def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], compute,
-                 groups: Sequence[Any] | None = None) -> ColumnNoise:
+                 groups: Sequence[Any] | None = None, scales: dict[str, float] | None = None) -> ColumnNoise:
     """The noise of one column from its per-window profiles (exact bins on the reference's bins).
 
     ``compute(statistic, rest, window)`` gives ``(value, p)`` of a statistic; the caller passes the same
     function the audit uses (``spark_audit.drift.compare``). ``groups`` (one per window, e.g. its phase)
-    compares each window only with the other windows of its group.
+    compares each window only with the other windows of its group. ``scales``: the statistics' sampling
+    scales (``iid_scales``), when the caller has them already (a slice reuses its column's).
     """
     keep = [i for i, w in enumerate(windows) if w.count > 0][-MAX_WINDOWS:]
     windows = [windows[i] for i in keep]
@@ -247,6 +348,7 @@ def column_noise(windows: Sequence[ColumnProfile], statistics: Sequence[str], co
         phi_ks=max(1.0, float(np.mean([r for r, _, _ in k2]))) if k2 else 1.0,
         tau2={"chi2": _tau2(x2), "ks": _tau2(k2), "missing": _tau2(z2)},
         values={s: v for s, v in values.items() if v},
+        iid=dict(scales) if scales is not None else iid_scales(windows, statistics, compute),
     )
 
 
