@@ -17,13 +17,24 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_audit import mlflow_log, multivariate, quality, record, rubric, store, table_checks
+from spark_audit import (
+    incident_store,
+    incidents,
+    mlflow_log,
+    multivariate,
+    quality,
+    record,
+    rubric,
+    store,
+    table_checks,
+)
 from spark_audit.contract import ContractPlan, compile_contract, load_contract
 from spark_audit.contract.scan import check_contract, contract_part
 from spark_audit.errors import EmptyWindowError, ReferenceError_, SpecError
 from spark_audit.findings import Finding
 from spark_audit.judge import Context, judge
 from spark_audit.names import col as _c
+from spark_audit.notify import Target, send
 from spark_audit.profile import Grouping, GroupResult, overall_groups, profile_groups, resolve_columns
 from spark_audit.profile.exprs import ColumnSpec, Sketches
 from spark_audit.profile.state import Bins
@@ -32,7 +43,7 @@ from spark_audit.reference import LoadedReference, find_reference, mlflow_client
 from spark_audit.result import AuditResult, AuditWindow, VersionAudit
 from spark_audit.source import commit_time, group_rows, read_source
 from spark_audit.spec import AuditSpec, check_feature_kinds
-from spark_audit.timeutil import interval_seconds, parse_iso
+from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
 from spark_audit.tracking import tracking_calls
 from spark_audit.versions import model_version_label, version_rows, version_specs
 
@@ -173,6 +184,15 @@ def run_audit(
             outcome = check_contract(rows.df, spec, plan, scanned.grouping, scanned.groups, common, now)
         result.violations, result.bad_rows = outcome.violations, outcome.bad_rows
         result.findings += outcome.findings
+    with progress.phase("tracking incidents"):
+        stored = incident_store.load(spark, spec, model_version)
+        ends = [g.key.window_end for g in scanned.groups if g.key.window_end]
+        result.incidents = incidents.track(
+            spec.name, result.findings, stored.open, window_seconds=window.seconds,
+            audited_end=max(ends) if ends else iso_utc(window.end), resolve_after=spec.incidents.resolve_after,
+            score_columns=[c for c in (spec.quality.measure.score, spec.quality.measure.prediction) if c]
+            if spec.quality else ())
+        incidents.suppress(result.incidents, stored.acks, now)
     with progress.phase("scoring the monitoring rubric"):
         result.rubric = _rubric(spark, spec, result, ref, window, model_version)
     if log_to_mlflow:
@@ -180,7 +200,26 @@ def run_audit(
             result.mlflow_run_id = mlflow_log.log_audit_run(client, spec, result, ref.uri, rows.version)
     with progress.phase(f"writing results to {spec.output.database or spec.output.path}"):
         record.write(spark, spec, result, ref.uri, window)
+        incident_store.save(spark, spec, result.incidents, common, result.mlflow_run_id)
+    if spec.notify:
+        _notify(spark, spec, result, common, client if log_to_mlflow else None, progress)
     return result
+
+
+def _notify(spark: SparkSession, spec: AuditSpec, result: AuditResult, common: dict, client,
+            progress: Progress) -> None:
+    """Send the incidents that opened, worsened or resolved; record what was sent. Runs after the results
+    are complete: a target that fails is reported and tried again by the next audit, nothing else."""
+    targets = [Target(t.kind, t.url, t.routing_key, t.min_severity) for t in spec.notify]
+    before = {i.incident_id: i.notified for i in result.incidents}
+    with progress.phase(f"notifying {len(targets)} target(s)"):
+        result.notified = send(targets, result.incidents, audit=spec.name, run_url=mlflow_log.audit_run_url(
+            client, spec, result.mlflow_run_id) if client is not None and result.mlflow_run_id else None)
+        changed = [i for i in result.incidents if i.notified != before[i.incident_id]]
+        if changed:
+            incident_store.save(spark, spec, changed, common, result.mlflow_run_id)
+    for url, incident_id, error in result.notified.failed:
+        progress.note(f"notification of {incident_id} to {url} failed: {error} (the next audit tries again)")
 
 
 def _utc(micros: int) -> datetime:

@@ -1,4 +1,5 @@
-"""The ``spark-audit`` command line.
+"""spark-audit: audits of ML feature and prediction tables on Spark and Delta (profiles, data contracts,
+drift and decay against reference profiles in MLflow), incidents, and release gates.
 
 Exit codes (for schedulers) are the table ``spark_audit.errors.EXIT_CODES``; ``--help`` prints it.
 Global flags (``--quiet``, ``--verbose``, ``--master``, ``--format``) go before or after the command.
@@ -20,7 +21,13 @@ from spark_audit.timeutil import parse_time
 
 FORMATS = ("text", "json")
 # commands whose output --format json turns into one JSON document on stdout
-JSON_COMMANDS = ("validate", "audit", "compare", "gate")
+JSON_COMMANDS = ("validate", "audit", "compare", "gate", "incident")
+DESCRIPTION = ("Audit ML feature and prediction tables on Spark and Delta: profiles, data contracts, drift and\n"
+               "decay against reference profiles kept in MLflow, incidents that open and resolve, release gates.\n"
+               "Each command's --help says what it does and what its exit code means.")
+COMPARE_EXITS = ("exit codes: 0 the versions are shown (and, with --fail-on, none is as bad); 1 with --fail-on, "
+                 "a version's newest audit has an active incident that severe or worse; 2 usage; 3 no complete "
+                 "audit of the model (an unknown model, or empty results)")
 
 
 def _time(value: str) -> datetime:
@@ -65,7 +72,7 @@ def _add_global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spark-audit", description=__doc__.split("\n")[0], epilog=exit_code_help(),
+    p = argparse.ArgumentParser(prog="spark-audit", description=DESCRIPTION, epilog=exit_code_help(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"spark-audit {version()}")
     _add_global_flags(p, suppress=False)
@@ -75,21 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate a feature table with injected problems and audit it end to end")
     d.add_argument("--home", default="spark-audit-home", help="folder for tables, results and MLflow store")
-    d.add_argument("--rows-per-day", type=int, default=2000)
+    d.add_argument("--rows-per-day", type=int, default=2000, help="rows of each generated day (default 2000)")
     d.add_argument("--strict", action="store_true", help="exit with the audit's exit code (1 on critical findings)")
 
     v = sub.add_parser("validate", help="check an audit spec without starting Spark")
-    v.add_argument("spec")
+    v.add_argument("spec", help=SPEC_HELP)
 
     r = sub.add_parser("reference", help="reference profiles")
     rsub = _Subparsers(r.add_subparsers(dest="reference_command", required=True), common)
     rb = rsub.add_parser("build", help="profile the reference rows and log them to MLflow (one reference per "
                                        "model version when the rows carry versions and the spec names none)")
-    rb.add_argument("spec")
+    rb.add_argument("spec", help=SPEC_HELP)
     _add_model_version(rb)
 
-    a = sub.add_parser("audit", help="audit windows against the reference; exit 1 on critical findings")
-    a.add_argument("spec")
+    a = sub.add_parser("audit", help="audit windows against the reference; exit 1 on an active critical or error "
+                                     "incident")
+    a.add_argument("spec", help=SPEC_HELP)
     a.add_argument("--start", type=_time, help="first window start (default: spec window.start)")
     a.add_argument("--end", type=_time, help="end of the last window (default: spec window.end)")
     a.add_argument("--incremental", action="store_true",
@@ -98,9 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-audit [START, END); readers then see these windows' newest results")
     _add_model_version(a)
 
-    c = sub.add_parser("compare", help="model versions side by side, from the result tables")
+    c = sub.add_parser("compare", help="model versions side by side, from the result tables (no Spark for a "
+                                       "folder of tables)", epilog=COMPARE_EXITS)
     c.add_argument("spec", help="an audit spec (its output location is read)")
     c.add_argument("--model", help="only this model name (default: the spec's)")
+    c.add_argument("--fail-on", choices=("warning", "error", "critical"), metavar="SEVERITY",
+                   help="exit 1 when a version's newest audit has an active incident this severe or worse "
+                        "(warning, error, critical)")
+
+    i = sub.add_parser("incident", help="incidents: list them, acknowledge one, mark one not an issue")
+    isub = _Subparsers(i.add_subparsers(dest="incident_command", required=True), common)
+    il = isub.add_parser("list", help="the incidents of an audit's output (open ones; --all for every one)")
+    il.add_argument("spec", help=SPEC_HELP)
+    il.add_argument("--all", action="store_true", help="resolved incidents too")
+    for name, what in (("ack", "acknowledge an incident: it stays listed, changes no exit code and sends no "
+                               "notification until --until (default: until it resolves)"),
+                       ("not-an-issue", "mark an incident as not an issue: it stays quiet for good"),
+                       ("unack", "take an acknowledgement or a 'not an issue' back")):
+        ia = isub.add_parser(name, help=what)
+        ia.add_argument("target", nargs="+", metavar="[SPEC] ID",
+                        help="the incident's id (INC-...), after the audit spec (or --spec, or $SPARK_AUDIT_SPEC)")
+        ia.add_argument("--spec", dest="spec_option", help="the audit spec whose output holds the incident")
+        ia.add_argument("--reason", help="why, for the people who read it next")
+        if name == "ack":
+            ia.add_argument("--until", type=_time, help="a date: after it the incident counts again")
 
     g = sub.add_parser("gate", help="before release: a candidate version against the champion on the same labelled "
                                     "rows, overall and per slice; exit 0 pass, 1 fail")
@@ -112,18 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("contract", help="data contracts")
     ksub = _Subparsers(k.add_subparsers(dest="contract_command", required=True), common)
     ki = ksub.add_parser("infer", help="suggest a contract from the spec's reference profile")
-    ki.add_argument("spec")
+    ki.add_argument("spec", help=SPEC_HELP)
     _add_model_version(ki)
     ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
     ki.add_argument("--tolerance", type=float, default=0.1,
                     help="relative widening of observed null/NaN/inf percentages and string lengths")
     kc = ksub.add_parser("check", help="check a Delta table against a contract; exit 1 on error/critical")
-    kc.add_argument("contract")
+    kc.add_argument("contract", help="a data contract (ODCS v3 YAML)")
     kg = kc.add_mutually_exclusive_group(required=True)
     kg.add_argument("--path", help="Delta table folder")
     kg.add_argument("--table", help="table name")
     kc.add_argument("--version", type=int, help="Delta table version (default: current)")
     return p
+
+
+SPEC_HELP = "an audit spec (YAML; conf/churn_audit.yaml shows every key)"
 
 
 def _add_model_version(p: argparse.ArgumentParser) -> None:
@@ -148,6 +180,7 @@ class _Subparsers:
         self.action, self.common = action, common
 
     def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))  # the command's own --help says what it does
         return self.action.add_parser(name, parents=[self.common], **kwargs)
 
 
@@ -208,7 +241,7 @@ def _validate_json(args: argparse.Namespace) -> int:
 
         contract = load_contract(spec.contract.path).id
     _print_json({"spec": args.spec, "ok": True, "features": len(spec.features), "contract": contract,
-                 "spec_hash": spec.spec_hash()})
+                 "spec_hash": spec.published_hash()})
     return 0
 
 
@@ -225,12 +258,14 @@ def _run(args: argparse.Namespace) -> int:
 
             contract = load_contract(spec.contract.path)
             extra = f", contract {contract.id} {contract.version}"
-        print(f"{args.spec}: ok ({len(spec.features)} features{extra}, spec hash {spec.spec_hash()})")
+        print(f"{args.spec}: ok ({len(spec.features)} features{extra}, spec hash {spec.published_hash()})")
         return 0
     if args.command == "demo":
         return _demo(args, progress)
     if args.command == "contract" and args.contract_command == "check":
         return _contract_check(args, progress)
+    if args.command == "incident":
+        return _incident(args, progress)
     spec = _spec(args)  # validated before Spark starts
     if args.command == "compare":
         return _compare(args, spec, progress)
@@ -298,9 +333,12 @@ def _audits_output(args: argparse.Namespace, audits, *, several: bool) -> str:
 
 def _compare(args: argparse.Namespace, spec, progress) -> int:
     """``compare``: every model version's health from the result tables; a folder of Delta tables is read
-    without Spark (``spark_audit.readback``), metastore tables through a session."""
+    without Spark (``spark_audit.readback``), metastore tables through a session. Exit 3 without complete
+    audits of the model; with ``--fail-on``, exit 1 when a version's status is that severe or worse."""
+    from spark_audit.errors import EXIT_DATA, EXIT_FINDINGS, EXIT_OK
+    from spark_audit.findings import SEVERITIES
     from spark_audit.readback import needs_spark
-    from spark_audit.report import compare_versions, spec_version_table
+    from spark_audit.version_table import compare_text, spec_version_table, version_json
 
     spark = None
     if needs_spark(spec.output):
@@ -308,11 +346,89 @@ def _compare(args: argparse.Namespace, spec, progress) -> int:
 
         with progress.phase("starting Spark"):
             spark = get_spark(args.master)
+    table = spec_version_table(spec, model=args.model, spark=spark)
     if args.format == "json":
-        _print_json(json.loads(json.dumps(spec_version_table(spec, model=args.model, spark=spark), default=str)))
+        _print_json(version_json(table))
     else:
-        print(compare_versions(spec, model=args.model, spark=spark))
+        print(compare_text(table))
+    if not table["versions"]:
+        if args.format != "json":
+            print(f"spark-audit: {table['message']}", file=sys.stderr)
+        return EXIT_DATA
+    if args.fail_on:
+        bad = [v for v in table["versions"] if v.get("status") in SEVERITIES
+               and SEVERITIES.index(v["status"]) >= SEVERITIES.index(args.fail_on)]
+        return EXIT_FINDINGS if bad else EXIT_OK
+    return EXIT_OK
+
+
+def _incident(args: argparse.Namespace, progress) -> int:
+    """``incident list | ack | not-an-issue | unack``: the incidents of an audit's output, and what people say
+    of them (kept in ``incident_acks``: the audits read it, never write it)."""
+    import getpass
+
+    from spark_audit import incident_store
+    from spark_audit.incidents import from_row, suppress
+    from spark_audit.readback import read_frame
+    from spark_audit.report_json import incident_json
+    from spark_audit.session import get_spark
+    from spark_audit.spec import load_spec
+
+    if args.incident_command == "list":
+        spec = load_spec(args.spec)
+        spark = None
+        if spec.output.database:  # a metastore table: through Spark
+            with progress.phase("starting Spark"):
+                spark = get_spark(args.master)
+        frame = read_frame(spec.output, "incidents", spark)
+        rows = [] if frame is None else [r for r in frame.to_dict("records") if r["audit_name"] == spec.name
+                                         and (args.all or r["status"] == "open")]
+        incidents = [from_row(r) for r in sorted(rows, key=lambda r: str(r["first_window"]))]
+        acks = incident_store.read_acks(spark, spec.output) if spark is not None else _acks_without_spark(spec.output)
+        suppress(incidents, acks, datetime.now().astimezone())
+        if args.format == "json":
+            _print_json({"audit": spec.name, "incidents": [incident_json(i) for i in incidents]})
+        else:
+            print("\n".join(i.text() for i in incidents) if incidents else
+                  f"no {'' if args.all else 'open '}incidents of {spec.name}")
+        return 0
+    target = list(args.target)
+    spec_path = target.pop(0) if len(target) == 2 else (args.spec_option or os.environ.get("SPARK_AUDIT_SPEC"))
+    if len(target) != 1 or not spec_path:
+        raise SpecError(f"incident {args.incident_command} needs the audit spec and one incident id: "
+                        f"spark-audit incident {args.incident_command} SPEC ID (or --spec SPEC, or $SPARK_AUDIT_SPEC)")
+    spec = load_spec(spec_path)
+    with progress.phase("starting Spark"):
+        spark = get_spark(args.master)
+    found = incident_store.find(spark, spec.output, target[0])
+    if found is None:
+        from spark_audit.errors import DataError
+
+        raise DataError(f"no incident {target[0]!r} under {spec.output.path or spec.output.database}")
+    action = {"ack": "ack", "not-an-issue": "not_an_issue", "unack": "unack"}[args.incident_command]
+    ack = incident_store.acknowledge(spark, spec.output, target[0], action, until=getattr(args, "until", None),
+                                     reason=args.reason, by=getpass.getuser())
+    text = f"{target[0]} ({found['title']}): " + ("acknowledgement taken back" if action == "unack" else ack.text())
+    if args.format == "json":
+        _print_json({"incident_id": target[0], "action": action, "text": text})
+    else:
+        print(text)
     return 0
+
+
+def _acks_without_spark(output):
+    """The newest acknowledgement of each incident, from a folder of tables (delta-rs), or none."""
+    from spark_audit.incidents import Ack, latest_acks
+    from spark_audit.readback import read_frame
+
+    frame = read_frame(output, "incident_acks") if not output.database else None
+    if frame is None:
+        return {}
+    out = []
+    for r in frame.to_dict("records"):
+        until, at = (None if v is None or v != v else v.to_pydatetime() for v in (r["until"], r["at"]))
+        out.append(Ack(r["incident_id"], r["action"], until, r["reason"], r["by"], at))
+    return latest_acks(out)
 
 
 def _gate(args: argparse.Namespace, spark, spec, progress) -> int:
@@ -374,9 +490,10 @@ def _demo(args: argparse.Namespace, progress) -> int:
     from spark_audit.gate import run_gate
     from spark_audit.gate import summary as gate_summary
     from spark_audit.reference_build import build_references
-    from spark_audit.report import compare_versions, summary
+    from spark_audit.report import summary
     from spark_audit.session import get_spark
     from spark_audit.spec import load_spec
+    from spark_audit.version_table import compare_versions
 
     home = Path(args.home)
     with progress.phase("starting Spark (first start downloads Delta's JARs)"):
@@ -407,8 +524,17 @@ def _demo(args: argparse.Namespace, progress) -> int:
 
 
 def run() -> None:
-    """The console script: exit with main()'s code (a Databricks wheel task calls this and ignores returns)."""
-    sys.exit(main())
+    """The console script: exit with main()'s code (a Databricks wheel task calls this and ignores returns).
+    A reader that closes the pipe early (``| head``) ends the output quietly."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull so the interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -28,17 +28,21 @@ from typing import Any
 from mlflow.entities import LoggedModelInput, Metric, Param
 from mlflow.exceptions import MlflowException
 
+from spark_audit import chart
 from spark_audit.drift.noise import missing_count
 from spark_audit.errors import ReferenceError_
 from spark_audit.findings import SEVERITIES
 from spark_audit.mlflow_text import (
     FINDINGS_JSON,
     FINDINGS_MD,
+    FINDINGS_TABLE,
+    INCIDENTS_JSON,
     MAX_PARAM_CHARS,
     Tag,
     audit_summary,
     description,
     findings_markdown,
+    incidents_summary,
     metric_key,
     run_link,
     run_name,
@@ -47,11 +51,12 @@ from spark_audit.mlflow_text import (
 )
 from spark_audit.reference import ensure_experiment, resolve_model_version
 from spark_audit.report import summary
+from spark_audit.report_json import incident_json
 from spark_audit.result import AuditResult
 from spark_audit.rows import finite
 from spark_audit.rubric import score_text
 from spark_audit.spec import AuditSpec
-from spark_audit.timeutil import interval_seconds, iso_utc, parse_iso
+from spark_audit.timeutil import iso_utc, parse_iso
 from spark_audit.tracking import lost_server, mlflow_run, tracking_uri
 
 
@@ -84,12 +89,11 @@ def audit_params(spec: AuditSpec, result: AuditResult, reference_uri: str, sourc
         "drift.consecutive": d.consecutive,
         "findings.fdr": spec.findings.fdr,
         "findings.min_rows": spec.findings.min_rows,
-        "reference.uri": reference_uri,
-        "source": spec.source.display,
-        "source.version": source_version,
-        "spec_hash": spec.spec_hash(),
+        "incidents.resolve_after": spec.incidents.resolve_after,
         "features": [f.name for f in spec.features],
     }
+    # the reference, the source and the spec's hash are tags (spark_audit.*): as parameters they filled MLflow's
+    # run comparison, whose parallel-coordinates plot opens on parameters that differ
     if spec.slices:
         p["slices"] = spec.slices
     if spec.model.name:
@@ -107,11 +111,10 @@ def audit_params(spec: AuditSpec, result: AuditResult, reference_uri: str, sourc
 
 
 class _Clock:
-    """Each window's metric timestamp (its start, epoch ms) and step (its index since the epoch, or its
-    ordinal without a window size): the same window gets the same step and time in every audit."""
+    """Each window's metric timestamp (its start, epoch ms: MLflow's "Time (wall)" axis then shows the
+    windows' dates, and runs overlay) and step (its ordinal in the audit: 0, 1, 2 ...)."""
 
     def __init__(self, spec: AuditSpec, result: AuditResult):
-        self.size = interval_seconds(spec.window.size) if spec.window.size else None
         self.ordinal = {w: i for i, w in enumerate(sorted({g.key.window_start for g in result.groups
                                                            if g.key.window_start}))}
         self.now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
@@ -120,9 +123,7 @@ class _Clock:
         w = iso_utc(window_start) if window_start is not None else None
         if not w:
             return self.now_ms, 0
-        seconds = parse_iso(w).timestamp()
-        step = int(seconds // self.size) if self.size else self.ordinal.get(w, 0)
-        return int(seconds * 1000), step
+        return int(parse_iso(w).timestamp() * 1000), self.ordinal.get(w, 0)
 
 
 def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
@@ -136,19 +137,18 @@ def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
             ts, step = clock.at(window_start)
             out.append(Metric(key, v, ts, step))
 
+    # one series per thing a person watches: each feature's drift and skew (its deciding statistic), its
+    # missing share, each watched quality metric realised and estimated, the rows
     for row in result.drift:
-        if row["drift_type"] != "reference" or row["slice"] is not None or not row["is_default"]:
-            continue
-        key = metric_key("drift", row["column"])
-        add(key, row["value"], row["window_start"])
-        add(f"{key}.threshold", row["threshold"], row["window_start"])
-        if row["drifted"] is not None:
-            add(f"{key}.drifted", 1.0 if row["drifted"] else 0.0, row["window_start"])
+        if row["slice"] is None and row["is_default"] and row["drift_type"] in ("reference", "skew"):
+            add(metric_key("drift" if row["drift_type"] == "reference" else "skew", row["column"]), row["value"],
+                row["window_start"])
     for row in result.dataset:
         if row["slice"] is None and row["drift_type"] == "reference":
             add("drift.share", row["drift_share"], row["window_start"])
+    watched = set(spec.quality.watched()) if spec.quality else set()
     for row in result.performance:
-        if row["slice"] is None:
+        if row["slice"] is None and row["metric"] in watched:
             add(metric_key("quality", row["metric"]), row["value"], row["window_start"])
             add(metric_key("quality_estimated", row["metric"]), row["estimated_value"], row["window_start"])
     for g in result.groups:
@@ -157,13 +157,41 @@ def audit_metrics(spec: AuditSpec, result: AuditResult) -> list:
         add("rows", g.profile.row_count, g.key.window_start)
         for name, col in g.profile.columns.items():
             if col.count:
-                add(metric_key("profile.missing_share", name), missing_count(col) / col.count, g.key.window_start)
-    # once per run, at the last window
+                add(metric_key("missing_share", name), missing_count(col) / col.count, g.key.window_start)
+    # once per run, at the last window: what a person sorts runs by
     last = max((g.key.window_start for g in result.groups if g.key.window_start), default=None)
+    for key, value in summary_metrics(result).items():
+        add(key, value, last)
+    return out
+
+
+def findings_table(result: AuditResult) -> dict[str, list]:
+    """The findings as columns (``log_table``), worst first, each with its incident."""
+    by_finding = {id(f): i.incident_id for i in result.incidents or [] for f in i.findings}
+    rows = sorted(result.findings, key=lambda f: (-SEVERITIES.index(f.severity), f.window_start or "", f.kind))
+    cols = ("severity", "kind", "window_start", "slice", "column", "model_version", "value", "threshold", "message")
+    out: dict[str, list] = {c: [] for c in ("incident", *cols)}
+    for f in rows:
+        out["incident"].append(by_finding.get(id(f), ""))
+        for c in cols:
+            v = getattr(f, c)
+            out[c].append(finite(v) if c in ("value", "threshold") else ("" if v is None else str(v)))
+    return out
+
+
+def summary_metrics(result: AuditResult) -> dict[str, float]:
+    """The run's sortable summary: ``status`` (0 ok, 1 info, 2 warning, 3 error, 4 critical: of its active
+    incidents), open incidents (and per severity), suppressed ones, findings per severity, drifted features."""
     counts = severity_counts(result.findings)
-    add("findings", len(result.findings), last)
-    for s in SEVERITIES:
-        add(f"findings.{s}", counts[s], last)
+    out: dict[str, float] = {"status": float(SEVERITIES.index(result.status_severity) + 1
+                                             if result.status_severity else 0),
+                             "findings": len(result.findings), **{f"findings.{s}": counts[s] for s in SEVERITIES}}
+    if result.incidents is not None:
+        live = result.active
+        out["incidents.open"] = sum(i.status == "open" for i in live)
+        out.update({f"incidents.{s}": sum(i.severity == s for i in live) for s in SEVERITIES if s != "info"})
+        out["incidents.suppressed"] = sum(bool(i.suppressed) for i in result.incidents)
+    out["drifted_features"] = len({f.column for f in result.findings if f.kind == "drift" and f.slice is None})
     return out
 
 
@@ -177,12 +205,13 @@ def log_audit_run(client, spec: AuditSpec, result: AuditResult, reference_uri: s
     """
     exp_id = ensure_experiment(client, spec.mlflow)
     start, end = window_range(result)
-    name = run_name(spec.name, result.model_version, start, end, result.worst_severity)
+    name = run_name(spec.name, result.model_version, start, end, result.status_severity)
     tags = {
         Tag.KIND: "audit", Tag.AUDIT: spec.name, Tag.AUDIT_KEY: result.audit_key,
         Tag.SOURCE: spec.source.display, Tag.SOURCE_VERSION: str(source_version),
         Tag.REFERENCE: reference_uri, Tag.WINDOW_START: iso_utc(start) or "", Tag.WINDOW_END: iso_utc(end) or "",
-        Tag.STATUS: result.worst_severity or "ok", Tag.RUN_NAME: name,
+        Tag.SPEC_HASH: spec.published_hash(),
+        Tag.STATUS: result.status_severity or "ok", Tag.RUN_NAME: name,
     }
     if spec.model.name:
         tags[Tag.MODEL_NAME] = spec.model.name
@@ -199,6 +228,10 @@ def log_audit_run(client, spec: AuditSpec, result: AuditResult, reference_uri: s
             client.log_batch(rid, metrics=metrics[i:i + 1000])
         client.log_text(rid, findings_markdown(result.findings), FINDINGS_MD)
         client.log_dict(rid, {"findings": [f.__dict__ for f in result.findings]}, FINDINGS_JSON)
+        # the findings as an MLflow table (the run's artifact view shows it as one, sortable and searchable)
+        client.log_table(rid, data=findings_table(result), artifact_file=FINDINGS_TABLE)
+        if result.incidents is not None:
+            client.log_dict(rid, {"incidents": [incident_json(i) for i in result.incidents]}, INCIDENTS_JSON)
         _log_plot(client, rid, result, spec.quality.watched() if spec.quality else ())
         if spec.model.name and result.model_version:
             _tag_model_version(client, spec, result, rid, exp_id, start, end)
@@ -214,17 +247,29 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         mv = resolve_model_version(client, spec.model.name, result.model_version, None)
     except ReferenceError_:
         return
-    tags = [(Tag.AUDIT_STATUS, status(result.worst_severity)),
-            (Tag.AUDIT_SUMMARY, audit_summary(result.findings, start, end)),
-            (Tag.AUDIT_RUN, run_link(tracking_uri(client), exp_id, run_id))]
-    if result.rubric:  # the ML Test Score's monitoring tests: the score, then each test's status
+    summary_text = audit_summary(result.findings, start, end) if result.incidents is None else \
+        incidents_summary([i.severity for i in result.active], start, end)
+    tags = [(Tag.AUDIT_STATUS, status(result.status_severity)),  # health: the active incidents' worst
+            (Tag.AUDIT_SUMMARY, summary_text),
+            (Tag.AUDIT_RUN, run_link(ui_url(client, spec), exp_id, run_id))]
+    if result.rubric:  # the ML Test Score's monitoring tests: coverage, then each test's status by its name
         tags.append((Tag.RUBRIC, score_text(result.rubric)))
-        tags += [(f"{Tag.RUBRIC}.{r.test.id}", r.status) for r in result.rubric]
+        tags += [(f"{Tag.RUBRIC}.{r.test.short or r.test.id}", r.status) for r in result.rubric]
     for key, value in tags:
         client.set_model_version_tag(mv.name, mv.version, key, value)
     model_id = logged_model_id(mv)
     if model_id:
         _link_logged_model(client, run_id, model_id)
+
+
+def ui_url(client, spec: AuditSpec) -> str:
+    """Where people open MLflow: ``mlflow.ui_url``, else the tracking server's address."""
+    return spec.mlflow.ui_url or tracking_uri(client)
+
+
+def audit_run_url(client, spec: AuditSpec, run_id: str) -> str:
+    """The audit run's page (in the ML view) when there is a UI to link to, else ``runs:/<id>``."""
+    return run_link(ui_url(client, spec), client.get_run(run_id).info.experiment_id, run_id)
 
 
 def logged_model_id(mv) -> str | None:
@@ -250,39 +295,15 @@ def _link_logged_model(client, run_id: str, model_id: str) -> None:
 
 
 def _log_plot(client, run_id: str, result: AuditResult, watched: tuple[str, ...]) -> None:
-    """Charts over windows, as PNG artifacts: each feature's deciding drift statistic, and the model's
-    quality (realised, and the label-free estimate dotted) when the audit measures it."""
-    import matplotlib  # deferred: about half a second to import, and only the charts need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred with matplotlib (above)
-
-    def chart(rows, key, label, title, ylabel, name, estimated=None):
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        for series in sorted({r[key] for r in rows}):
-            mine = [r for r in rows if r[key] == series]
-            color = None  # a metric's estimate is drawn in its realised line's colour
-            for column, style in (("value", "-"), (estimated, ":")):
-                pts = sorted((r["window_start"], r[column]) for r in mine if column and r.get(column) is not None)
-                if pts:
-                    tag = label(mine[0]) + (" (estimated)" if column == estimated else "")
-                    [line] = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=tag,
-                                     color=color)
-                    color = line.get_color()
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8, loc="upper left")
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        client.log_figure(run_id, fig, f"spark_audit/{name}.png")
-        plt.close(fig)
-
+    """Charts over windows, as PNG artifacts (``spark_audit.chart``): each feature's deciding drift statistic
+    with its material threshold and its noise band, and the model's quality, realised (solid) and estimated
+    (dashed), against the reference's value; windows without rows are shaded and named."""
+    missing = sorted({parse_iso(f.window_start) for f in result.findings
+                      if f.kind in ("missing_window", "stale") and f.window_start})
     drift = [r for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]]
     if drift:
-        chart(drift, "column", lambda r: f"{r['column']} ({r['statistic']})", "Drift against the reference, "
-              "per window", "statistic value", "drift_over_windows")
-    perf = [r for r in result.performance if r["slice"] is None and not r["metric"].startswith("fairness.")
-            and r["metric"] in watched]
+        client.log_figure(run_id, chart.drift_figure(drift, missing), "spark_audit/drift_over_windows.png")
+    perf = [r for r in result.performance if r["slice"] is None and r["metric"] in watched]
     if perf:
-        chart(perf, "metric", lambda r: r["metric"], "Model quality per window", "metric value",
-              "quality_over_windows", estimated="estimated_value")
+        client.log_figure(run_id, chart.quality_figure(perf, missing), "spark_audit/quality_over_windows.png")
+    chart.close_all()

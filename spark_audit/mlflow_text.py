@@ -33,6 +33,7 @@ class Tag:
     WINDOW_START = "spark_audit.window_start"
     WINDOW_END = "spark_audit.window_end"
     STATUS = "spark_audit.status"
+    SPEC_HASH = "spark_audit.spec_hash"
     CHAMPION = "spark_audit.champion"
     GATE = "spark_audit.gate"
     PROMOTED = "spark_audit.promoted"
@@ -54,6 +55,8 @@ class Tag:
 
 FINDINGS_MD = "spark_audit/findings.md"
 FINDINGS_JSON = "spark_audit/findings.json"
+FINDINGS_TABLE = "spark_audit/findings_table.json"
+INCIDENTS_JSON = "spark_audit/incidents.json"
 
 # Parameter values longer than this are cut (MLflow 3 accepts 6000 characters, servers before 2.x 500).
 MAX_PARAM_CHARS = 500
@@ -133,10 +136,54 @@ def audit_summary(findings: list[Finding], start: datetime | None, end: datetime
     return f"{days}{SEP}{text}" if days else text
 
 
-def run_link(uri: str | None, experiment_id: str, run_id: str) -> str:
-    """The run's page for a tracking server reached over http(s), else ``runs:/<run_id>``."""
+def incidents_summary(severities: list[str], start: datetime | None, end: datetime | None) -> str:
+    """The registry's short summary of an audit's active incidents (their severities), days first:
+    ``01-08→01-14 · 3 incidents: 2 critical +1``, or ``... · healthy``.
+
+    >>> incidents_summary(["critical", "warning", "critical"], None, None)
+    '3 incidents: 2 critical +1'
+    >>> incidents_summary([], None, None)
+    'healthy'
+    """
+    worst = max(severities, key=SEVERITIES.index, default=None)
+    if worst is None:
+        text = "healthy"
+    else:
+        n = severities.count(worst)
+        rest = len(severities) - n
+        text = f"{len(severities)} incident{'s' if len(severities) > 1 else ''}: {n} {worst}" + (
+            f" +{rest}" if rest else "")
+    days = format_range(start, end)
+    return f"{days}{SEP}{text}" if days else text
+
+
+ML_VIEW = "workflowType=machine_learning"
+"""The query MLflow 3's UI reads to open the classic runs view: without it a fresh browser opens the GenAI
+view (the UI keeps the choice in local storage, default GenAI, and 3.17 no longer reads the experiment's
+``mlflow.experimentKind`` tag for it)."""
+
+
+def experiment_link(uri: str | None, experiment_id: str) -> str | None:
+    """The experiment's page in the ML view, for a UI reached over http(s); None otherwise.
+
+    >>> experiment_link("http://mlflow:5000/", "3")
+    'http://mlflow:5000/#/experiments/3?workflowType=machine_learning'
+    """
     if uri and re.match(r"^https?://", uri, re.IGNORECASE):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}?{ML_VIEW}"
+    return None
+
+
+def run_link(uri: str | None, experiment_id: str, run_id: str) -> str:
+    """The run's page (in the ML view) for a UI reached over http(s), else ``runs:/<run_id>``.
+
+    >>> run_link("http://mlflow:5000", "3", "abc")
+    'http://mlflow:5000/#/experiments/3/runs/abc?workflowType=machine_learning'
+    >>> run_link("sqlite:///mlflow.db", "3", "abc")
+    'runs:/abc'
+    """
+    if uri and re.match(r"^https?://", uri, re.IGNORECASE):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"
     return f"runs:/{run_id}"
 
 

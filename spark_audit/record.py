@@ -105,7 +105,7 @@ def write(spark: SparkSession, spec: AuditSpec, result: AuditResult, reference_u
     ends = [g.key.window_end for g in result.groups if g.key.window_end]
     run = dict(
         audit_key=result.audit_key, audit_run_id=result.audit_run_id, audit_name=spec.name,
-        source=spec.source.display, source_version=result.source_version, spec_hash=spec.spec_hash(),
+        source=spec.source.display, source_version=result.source_version, spec_hash=spec.published_hash(),
         model_name=spec.model.name, model_version=result.model_version, reference_uri=reference_uri,
         window_start=parse_iso(min(windows)) if windows else window.start,
         window_end=parse_iso(max(ends)) if ends else window.end,
@@ -132,6 +132,6 @@ def write(spark: SparkSession, spec: AuditSpec, result: AuditResult, reference_u
     store.write_tables(spark, out, tables, audit_key=result.audit_key)
     store.write_rows(spark, out, "audit_runs", [store.row(
         "audit_runs", **run, status="complete", finished_at=datetime.now(timezone.utc), findings=len(result.findings),
-        worst_severity=result.worst_severity, exit_code=result.exit_code,
+        worst_severity=result.status_severity, exit_code=result.exit_code,
         message=f"{len(result.findings)} finding(s)",
     )], audit_key=result.audit_key)

@@ -21,7 +21,8 @@ def result_json(result) -> dict[str, Any]:
     """``result`` (an ``AuditResult``) as a dict ``json.dumps`` accepts (``allow_nan=False`` too).
 
     Keys: ``audit_key``, ``audit_run_id``, ``mlflow_run_id``, ``source_version``, ``model_version``,
-    ``exit_code``, ``worst_severity``, ``windows`` (per window of all rows: ``window_start``, ``window_end``,
+    ``exit_code``, ``worst_severity`` (of the findings), ``status`` (of the active incidents), ``incidents``
+    (``incident_json``), ``windows`` (per window of all rows: ``window_start``, ``window_end``,
     ``model_version``, ``rows``, ``columns``, ``drifted_columns``, ``drift_share``, ``findings``, a count)
     and ``findings`` (each with ``FINDING_FIELDS``).
     """
@@ -46,9 +47,21 @@ def result_json(result) -> dict[str, Any]:
         "model_version": result.model_version,
         "exit_code": result.exit_code,
         "worst_severity": result.worst_severity,
+        "status": result.status_severity or "ok",
+        "incidents": [incident_json(i) for i in result.incidents or []],
         "windows": windows,
         "findings": [_finding(f) for f in result.findings],
     }
+
+
+def incident_json(i) -> dict[str, Any]:
+    """An incident (``spark_audit.incidents.Incident``) as JSON: snake_case keys, numbers as numbers."""
+    return {"incident_id": i.incident_id, "title": i.title(), "status": i.status, "severity": i.severity,
+            "model_version": i.cause.model_version, "slice": i.cause.slice, "family": i.cause.family,
+            "subject": i.cause.subject, "first_window": i.first_window, "last_window": i.last_window,
+            "windows": len([w for w in i.window_findings if w]), "findings": i.finding_count,
+            "slices": list(i.slices), "kinds": list(i.kinds), "message": i.message, "suppressed": i.suppressed,
+            "in_this_audit": i.touched}
 
 
 def _finding(f) -> dict[str, Any]:

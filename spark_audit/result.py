@@ -13,6 +13,8 @@ from typing import Any
 
 from spark_audit.errors import AuditError
 from spark_audit.findings import Finding, exit_code, worst
+from spark_audit.incidents import Incident
+from spark_audit.notify import Delivery
 from spark_audit.profile.profiler import GroupResult
 from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import interval_seconds, iso_utc
@@ -67,14 +69,31 @@ class AuditResult:
     newest_row_at: datetime | None = None  # freshness: the newest audited row, the source version's commit
     source_committed_at: datetime | None = None
     rubric: list = field(default_factory=list)  # spark_audit.rubric.RubricRow, the ML Test Score's monitoring tests
+    # the incidents this audit changed (spark_audit.incidents); None when they were not tracked
+    incidents: list[Incident] | None = None
+    notified: Delivery | None = None  # what the notifications did
 
     @property
     def worst_severity(self) -> str | None:
+        """The worst finding's severity."""
         return worst(f.severity for f in self.findings)
 
     @property
+    def active(self) -> list[Incident]:
+        """The incidents this audit saw that nobody has suppressed: what its exit code and status count."""
+        return [i for i in self.incidents or [] if i.touched and not i.suppressed]
+
+    @property
+    def status_severity(self) -> str | None:
+        """The audit's verdict: its active incidents' worst severity when incidents were tracked (an
+        acknowledged incident no longer counts), else its findings'."""
+        if self.incidents is None:
+            return self.worst_severity
+        return worst(i.severity for i in self.active)
+
+    @property
     def exit_code(self) -> int:
-        return exit_code(self.worst_severity)
+        return exit_code(self.status_severity)
 
     def windows(self) -> list[tuple[GroupResult, dict[str, Any] | None, list[Finding]]]:
         """Per window of all rows (no slice): its group, its dataset-drift row against the reference (None

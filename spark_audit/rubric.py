@@ -30,20 +30,24 @@ class RubricTest:
     title: str  # the paper's wording
     kinds: tuple[str, ...] = ()  # the finding kinds that fail it
     in_score: bool = True
+    short: str = ""  # a name that says what it checks (the registry's tag, ``ml_test_score.M3_skew``)
 
 
 TESTS = (
-    RubricTest("monitor_1", "Dependency changes result in notification", kinds_failing("monitor_1")),
-    RubricTest("monitor_2", "Data invariants hold in training and serving inputs", kinds_failing("monitor_2")),
-    RubricTest("monitor_3", "Training and serving features compute the same values", kinds_failing("monitor_3")),
-    RubricTest("monitor_4", "Models are not too stale"),
-    RubricTest("monitor_5", "The model is numerically stable"),
+    RubricTest("monitor_1", "Dependency changes result in notification", kinds_failing("monitor_1"),
+               short="M1_dependency_changes"),
+    RubricTest("monitor_2", "Data invariants hold in training and serving inputs", kinds_failing("monitor_2"),
+               short="M2_data_invariants"),
+    RubricTest("monitor_3", "Training and serving features compute the same values", kinds_failing("monitor_3"),
+               short="M3_skew"),
+    RubricTest("monitor_4", "Models are not too stale", short="M4_model_staleness"),
+    RubricTest("monitor_5", "The model is numerically stable", short="M5_numerical_stability"),
     RubricTest("monitor_6", "The model has not experienced a dramatic or slow-leak regression in training speed, "
-                            "serving latency, throughput, or RAM usage"),
+                            "serving latency, throughput, or RAM usage", short="M6_serving_performance"),
     RubricTest("monitor_7", "The model has not experienced a regression in prediction quality on served data",
-               kinds_failing("monitor_7")),
+               kinds_failing("monitor_7"), short="M7_prediction_quality"),
     RubricTest("monitoring_runs", "The monitoring itself runs: audits keep up with the data, with no gap",
-               in_score=False),
+               in_score=False, short="monitoring_keeps_up"),
 )
 BY_ID = {t.id: t for t in TESTS}
 
@@ -187,10 +191,11 @@ def score(rows: list[RubricRow]) -> tuple[float, int, int]:
 
 
 def score_text(rows: list[RubricRow]) -> str:
-    """``monitoring 6/7 · 4 passed, 2 failed`` (the paper's points; how many measured tests passed)."""
+    """``coverage 6/7 · 4 passed, 2 failed``: the paper's points measure how many monitoring tests run
+    (coverage, not health); then how many of the measured ones passed."""
     points, n, passed = score(rows)
     failed = sum(r.status == FAILED for r in rows if r.test.in_score)
-    return f"monitoring {points:g}/{n} · {passed} passed, {failed} failed"
+    return f"coverage {points:g}/{n} · {passed} passed, {failed} failed"
 
 
 def text(rows: list[RubricRow]) -> str:

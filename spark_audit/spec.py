@@ -215,6 +215,29 @@ class MlflowSpec:
     registry_uri: str | None = None
     experiment: str = "spark-audit"
     artifact_location: str | None = None
+    # the MLflow UI's address, for links in tags, the CLI and notifications (default: the tracking URI when
+    # it is http(s); a SQLite store has no page to link to)
+    ui_url: str | None = None
+
+
+@dataclass(frozen=True)
+class IncidentsSpec:
+    """How findings become incidents (``spark_audit.incidents``)."""
+
+    resolve_after: int = 2  # an incident resolves once this many audited windows in a row show nothing of it
+
+
+NOTIFY_KINDS = ("webhook", "slack", "pagerduty")
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One place incidents are sent to when they open, worsen or resolve (``spark_audit.notify``)."""
+
+    kind: str  # webhook (plain JSON), slack (an incoming webhook), pagerduty (Events API v2)
+    url: str
+    routing_key: str | None = None  # PagerDuty's integration key
+    min_severity: str = "warning"
 
 
 @dataclass(frozen=True)
@@ -335,13 +358,22 @@ class AuditSpec:
     gate: GateConfig | None = None
     training: TrainingSpec | None = None
     rubric: RubricSpec = field(default_factory=RubricSpec)
+    incidents: IncidentsSpec = field(default_factory=IncidentsSpec)
+    notify: tuple[NotifyTarget, ...] = ()
     file: str | None = None
+    # the hash of the spec as written, before it was narrowed to one model version (``for_model_version``)
+    written_hash: str | None = None
 
     def spec_hash(self) -> str:
         """A short, stable hash of what the audit computes (not where it was loaded from)."""
         d = asdict(self)
         d.pop("file", None)
+        d.pop("written_hash", None)
         # sections added later hash only when set, so an older spec keeps its hash (and its audits' keys)
+        # where notifications go and how incidents are grouped change no result row: not in the hash
+        d.pop("notify", None)
+        d.pop("incidents", None)
+        d["mlflow"].pop("ui_url", None)
         for name, default in (("gate", None), ("training", None), ("rubric", asdict(RubricSpec()))):
             if d.get(name) == default:
                 d.pop(name, None)
@@ -372,7 +404,13 @@ class AuditSpec:
     def for_model_version(self, version: str) -> AuditSpec:
         """This spec narrowed to one model version: with ``model.version_column``, only that version's
         rows are profiled, and its reference is that version's."""
-        return replace(self, model=replace(self.model, version=str(version), alias=None))
+        return replace(self, model=replace(self.model, version=str(version), alias=None),
+                       written_hash=self.published_hash())
+
+    def published_hash(self) -> str:
+        """The hash people see (``validate``, the runs' ``spec_hash``, MLflow): of the spec as written, the same
+        for every model version it fans out to. ``spec_hash`` (in the audits' keys) also tells versions apart."""
+        return self.written_hash or self.spec_hash()
 
     def reference_uri(self) -> str:
         if self.reference.uri:
@@ -479,7 +517,8 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
     top = r.section(
         data, "",
         ("name", "source", "window", "model", "features", "slices", "reference", "drift", "profile",
-         "output", "mlflow", "contract", "quality", "findings", "gate", "training", "rubric"),
+         "output", "mlflow", "contract", "quality", "findings", "gate", "training", "rubric", "incidents",
+         "notify"),
         required=("name", "source", "features", "output"),
     )
     source = _parse_source(r, top["source"], "source")
@@ -577,12 +616,19 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         raise r.fail("output", "set exactly one of output.path (a folder for Delta tables) or output.database")
     out_path = r.str_(o, "path", "output")
     output = OutputSpec(path=local_path(out_path) if out_path else None, database=r.str_(o, "database", "output"))
-    ml = r.section(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location"))
+    ml = r.section(top.get("mlflow"), "mlflow", ("tracking_uri", "registry_uri", "experiment", "artifact_location",
+                                                 "ui_url"))
     mlflow = MlflowSpec(
         tracking_uri=r.str_(ml, "tracking_uri", "mlflow"), registry_uri=r.str_(ml, "registry_uri", "mlflow"),
         experiment=r.str_(ml, "experiment", "mlflow", MlflowSpec.experiment) or MlflowSpec.experiment,
-        artifact_location=r.str_(ml, "artifact_location", "mlflow"),
+        artifact_location=r.str_(ml, "artifact_location", "mlflow"), ui_url=r.str_(ml, "ui_url", "mlflow"),
     )
+    if mlflow.ui_url and not re.match(r"^https?://", mlflow.ui_url):
+        raise r.fail("mlflow.ui_url", f"expected an http(s) address of the MLflow UI, got {mlflow.ui_url!r}")
+    inc = r.section(top.get("incidents"), "incidents", ("resolve_after",))
+    incidents = IncidentsSpec(resolve_after=r.int_(inc, "resolve_after", "incidents", IncidentsSpec.resolve_after,
+                                                   lo=1, hi=1000))
+    notify = _parse_notify(r, top.get("notify"))
     slices = r.str_list(top.get("slices"), "slices")
     contract = None
     if top.get("contract") is not None:
@@ -619,8 +665,33 @@ def parse_spec(data: Any, *, file: str | None = None) -> AuditSpec:
         name=str(top["name"]), source=source, features=tuple(features), output=output, window=window,
         model=model, slices=slices, reference=reference, drift=drift, profile=profile, mlflow=mlflow,
         contract=contract, quality=quality, findings=findings, gate=gate, training=training, rubric=rubric,
-        file=file,
+        incidents=incidents, notify=notify, file=file,
     )
+
+
+def _parse_notify(r: _Reader, value: Any) -> tuple[NotifyTarget, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise r.fail("notify", "expected a list of targets like {type: slack, url: https://hooks.slack.com/...}")
+    out = []
+    for i, t in enumerate(value):
+        key = f"notify[{i}]"
+        d = r.section(t, key, ("type", "url", "routing_key", "min_severity"), required=("type",))
+        kind = r.str_(d, "type", key)
+        if kind not in NOTIFY_KINDS:
+            raise r.fail(f"{key}.type", f"expected one of {', '.join(NOTIFY_KINDS)}, got {kind!r}")
+        url = r.str_(d, "url", key, "https://events.pagerduty.com/v2/enqueue" if kind == "pagerduty" else None)
+        if not url or not re.match(r"^https?://", url):
+            raise r.fail(f"{key}.url", f"expected an http(s) URL, got {url!r}")
+        if kind == "pagerduty" and not d.get("routing_key"):
+            raise r.fail(f"{key}.routing_key", "PagerDuty needs the integration's routing key")
+        sev = r.str_(d, "min_severity", key, NotifyTarget.min_severity)
+        if sev not in ("info", "warning", "error", "critical"):
+            raise r.fail(f"{key}.min_severity", f"expected info, warning, error or critical, got {sev!r}")
+        out.append(NotifyTarget(kind=str(kind), url=url, routing_key=r.str_(d, "routing_key", key),
+                                min_severity=str(sev)))
+    return tuple(out)
 
 
 def _parse_gate(r: _Reader, value: Any, quality: QualityConfig | None, model: ModelSpec,

@@ -119,6 +119,22 @@ TABLES: dict[str, tuple[T.StructType, tuple[str, ...]]] = {
         _schema(*_RUN, *_GROUP, ("rule_id", S), ("column", S), ("sample", L), ("row_json", S)),
         ("audit_key", "window_start", "slice", "model_version", "rule_id", "sample"),
     ),
+    # one row per incident, its latest state (spark_audit.incidents): upserted by incident_id, not by run
+    "incidents": (
+        _schema(
+            ("incident_id", S), ("audit_name", S), ("model_version", S), ("family", S), ("subject", S), ("slice", S),
+            ("title", S), ("status", S), ("severity", S), ("first_window", TS), ("last_window", TS),
+            ("checked_until", TS), ("resolved_window", TS), ("windows", L), ("findings", L), ("window_findings", S),
+            ("slices", S), ("kinds", S), ("message", S), ("notified", S), ("audit_key", S), ("audit_run_id", S),
+            ("mlflow_run_id", S), ("updated_at", TS),
+        ),
+        ("incident_id",),
+    ),
+    # what people said of an incident (`spark-audit incident ack / not-an-issue / unack`), newest last
+    "incident_acks": (
+        _schema(("incident_id", S), ("action", S), ("until", TS), ("reason", S), ("by", S), ("at", TS)),
+        ("incident_id", "at"),
+    ),
 }
 
 
@@ -237,6 +253,44 @@ def last_audited(spark: SparkSession, output: OutputSpec, audit_name: str, model
     if row is None or row["end"] is None:
         return None, None
     return datetime.fromtimestamp(row["end"] / 1e6, tz=timezone.utc), row["version"]
+
+
+def upsert_rows(spark: SparkSession, output: OutputSpec, table: str, rows: Iterable[dict[str, Any]],
+                retries: int = 5) -> int:
+    """MERGE ``rows`` into ``table`` on its natural key: a row of the same key is replaced, a new one added,
+    nothing else touched (the incidents, which outlive the runs that change them). Conflicts are retried."""
+    schema, key = TABLES[table]
+    rows = list(rows)
+    for r in rows:
+        _check(table, r)
+    if not rows:
+        return 0
+    names = schema.fieldNames()
+    data = [tuple(r[n] for n in names) for r in rows]
+    for attempt in range(retries + 1):
+        try:
+            df = spark.createDataFrame(data, schema)
+            if read(spark, output, table) is None:
+                writer = df.write.format("delta").mode("append")
+                try:
+                    if output.database:
+                        writer.saveAsTable(location(output, table))
+                    else:
+                        writer.save(location(output, table))
+                    return len(data)
+                except AnalysisException:
+                    if read(spark, output, table) is None:
+                        raise
+            target, qual = _merge_target(output, table)
+            cond = " AND ".join(f"{qual}.{_quote(k)} <=> src.{_quote(k)}" for k in key)
+            df.alias("src").mergeInto(target, F.expr(cond)).whenMatched().updateAll() \
+                .whenNotMatched().insertAll().withSchemaEvolution().merge()
+            return len(data)
+        except Exception as e:  # noqa: BLE001 - only conflicts are retried
+            if attempt == retries or not _is_conflict(e):
+                raise
+            time.sleep(0.5 * 2**attempt)
+    return 0
 
 
 def _is_conflict(e: Exception) -> bool:

@@ -9,6 +9,7 @@ import yaml
 from spark_audit import store
 from spark_audit.cli import main
 from spark_audit.spec import load_spec
+from spark_audit.version_table import compare_text, spec_version_table
 
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
 
@@ -87,7 +88,8 @@ def test_audit_without_problems_exits_zero(setup, capsys):
     end = (T0 + timedelta(days=2)).isoformat()
     assert main(["--quiet", "audit", write(reference={"uri": uri}), "--end", end]) == 0
     out = capsys.readouterr().out
-    assert "worst severity: none; exit code 0" in out
+    assert out.splitlines()[-1].startswith("status: ok (0 active incident(s))") and "exit code 0" in out
+    assert "incidents: none" in out
     day1 = next(line for line in out.splitlines() if line.startswith("2026-02-01"))
     assert day1.split()[-2:] == ["0/3", "ok"]  # drift share: 0 of 3 features drifted (all-null counts as not)
 
@@ -178,12 +180,23 @@ def test_compare_model_versions(spark, tmp_path, capsys):
     assert main(["--quiet", "compare", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "model m: audits mv-test"
-    assert lines[1].split()[:3] == ["version", "last", "audit"] and "accuracy last/ref" in lines[1]
+    assert lines[1].split()[:4] == ["version", "status", "open", "incidents"] and "accuracy last/ref" in lines[1]
     assert [ln.split()[0] for ln in lines[2:4]] == ["1", "2"]
-    assert all(ln.split()[2] == "4" for ln in lines[2:4])  # 4 windows each
     assert main(["compare", str(path), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [(v["version"], v["windows"], v["rows"]) for v in doc["versions"]] == [("1", 4, 48), ("2", 4, 48)]
+    assert all(k.isidentifier() for v in doc["versions"] for k in v)  # snake_case keys, numbers as numbers
+    assert all(isinstance(v["accuracy_last"], float) and isinstance(v["ml_test_score"]["points"], float)
+               for v in doc["versions"])
+    worst = max((v["status"] for v in doc["versions"]), key=["ok", "info", "warning", "error", "critical"].index)
+    assert main(["--quiet", "compare", str(path), "--fail-on", "warning"]) == (1 if worst in ("warning", "error",
+                                                                                            "critical") else 0)
+    assert main(["--quiet", "compare", str(path), "--fail-on", "critical"]) == (1 if worst == "critical" else 0)
+    capsys.readouterr()
+    assert main(["--quiet", "compare", str(path), "--model", "nonexistent-model"]) == 3  # nothing to show
+    assert "no complete audits" in capsys.readouterr().err
+    fitted = compare_text(spec_version_table(load_spec(path)), width=60).splitlines()
+    assert max(len(ln) for ln in fitted[1:4]) <= 60 and fitted[1].split()[:2] == ["version", "status"]
     # one version named: only its rows, only its reference
     assert main(["--quiet", "audit", str(path), "--model-version", "2", "--format", "json"]) in (0, 1)
     assert {w["model_version"] for w in json.loads(capsys.readouterr().out)["windows"]} == {"2"}

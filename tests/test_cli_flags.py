@@ -150,7 +150,9 @@ def test_audit_json_agrees_with_the_text_summary(setup, capsys):  # noqa: F811
     doc = json.loads(captured.out)
     assert "profiling" in captured.err
     assert doc["audit_key"] == key and doc["exit_code"] == code
-    assert last == f"worst severity: {doc['worst_severity'] or 'none'}; exit code {doc['exit_code']}"
+    assert last.startswith(f"status: {doc['status']} (") and last.endswith(
+        f"; worst finding: {doc['worst_severity'] or 'none'}; exit code {doc['exit_code']}")
+    assert doc["incidents"] and all(i["incident_id"].startswith("INC-") for i in doc["incidents"])
     assert isinstance(doc["source_version"], int) and doc["mlflow_run_id"] and doc["audit_run_id"]
     assert [(w["window_start"][:19], w["model_version"] or "-", w["rows"],
              f"{w['drifted_columns']}/{w['columns']}" if w["columns"] is not None else "-", w["findings"])

@@ -92,8 +92,9 @@ def test_findings_markdown_table_worst_first_and_escaped():
 
 
 def test_run_link_and_description_and_keys():
-    assert run_link("http://mlflow:5000/", "3", "abc") == "http://mlflow:5000/#/experiments/3/runs/abc"
-    assert run_link("https://x.example/mlflow", "3", "abc") == "https://x.example/mlflow/#/experiments/3/runs/abc"
+    view = "?workflowType=machine_learning"  # MLflow 3's UI opens the runs view, not the GenAI one
+    assert run_link("http://mlflow:5000/", "3", "abc") == "http://mlflow:5000/#/experiments/3/runs/abc" + view
+    assert run_link("https://x.example/mlflow", "3", "abc") == "https://x.example/mlflow/#/experiments/3/runs/abc" + view
     assert run_link("sqlite:///m.db", "3", "abc") == "runs:/abc"
     assert run_link("databricks", "3", "abc") == "runs:/abc"
     text = description("line one\nline two", "churn · OK")
@@ -127,16 +128,19 @@ def test_params_carry_thresholds_and_statistics_without_spark():
     result = AuditResult("k", "r", 4, [], drift=drift)
     p = audit_params(spec, result, "runs:/" + "r" * 900, 4)
     assert {k: p[k] for k in ("window.size", "drift.statistics", "drift.bins", "drift.share_threshold",
-                              "findings.fdr", "findings.min_rows", "source", "source.version",
+                              "findings.fdr", "findings.min_rows",
                               "drift.x.statistic", "quality.task", "quality.threshold",
                               "quality.max_degradation")} == {
         "window.size": "1 day", "drift.statistics": "psi,js", "drift.bins": "12", "drift.share_threshold": "0.4",
-        "findings.fdr": "0.01", "findings.min_rows": "30", "source": "/t", "source.version": "4",
+        "findings.fdr": "0.01", "findings.min_rows": "30",
         "drift.x.statistic": "wasserstein", "quality.task": "binary", "quality.threshold": "0.3",
         "quality.max_degradation": "0.05"}
-    assert p["spec_hash"] == spec.spec_hash()
-    assert len(p["reference.uri"]) == mlflow_text.MAX_PARAM_CHARS and p["reference.uri"].endswith("…")
+    # what differs between runs by nature (the reference, the source, the spec's hash) is a tag, not a
+    # parameter: MLflow's comparison opens on a plot of the parameters that differ
+    assert not {"reference.uri", "source", "source.version", "spec_hash"} & set(p)
     assert all(isinstance(v, str) and len(v) <= mlflow_text.MAX_PARAM_CHARS for v in p.values())
+    long = audit_params(spec, AuditResult("k", "r", 4, [], drift=[{**drift[0], "column": "x" * 900}]), "", 4)
+    assert max(len(v) for v in long.values()) <= mlflow_text.MAX_PARAM_CHARS
 
 
 def test_experiment_is_tagged_for_the_classic_runs_view(tmp_path):
@@ -197,13 +201,14 @@ def test_run_name_description_and_params(audited):
     assert tags["mlflow.runName"] == "log-test · model 1 · 02-02→02-03 · CRITICAL"
     note = tags["mlflow.note.content"]
     assert note.startswith("**log-test · model 1 · 02-02→02-03 · CRITICAL**\n\n```text\n")
-    assert result.mlflow_run_id in note and "worst severity: critical" in note  # (the first line is wrapped)
+    assert result.mlflow_run_id in note and "worst finding: critical" in note  # (the first line is wrapped)
+    assert note.index("incidents:") < note.index("window ")  # the incidents come first
     assert (tags["model_name"], tags["model_version"], tags["spark_audit.source_version"]) == ("churn", "1", "0")
     p = run.data.params
     assert p["window.size"] == "1 day" and p["drift.statistics"] == "psi,js" and p["drift.bins"] == "20"
     assert p["drift.share_threshold"] == "0.5" and p["findings.fdr"] == "0.05" and p["findings.min_rows"] == "50"
-    assert p["source"] == spec.source.display and p["source.version"] == "0" and p["spec_hash"] == spec.spec_hash()
-    assert p["reference.uri"] == tags["spark_audit.reference"]
+    assert tags["spark_audit.source"] == spec.source.display and tags["spark_audit.source_version"] == "0"
+    assert tags["spark_audit.spec_hash"] == spec.published_hash() and tags["spark_audit.reference"]
     assert {p["drift.x.statistic"], p["drift.c.statistic"]} <= {"psi", "js", "wasserstein", "ks", "chi2"}
     assert not [k for k in p if k.startswith("quality.")]  # no quality section in the spec
 
@@ -212,16 +217,14 @@ def test_one_deciding_metric_per_feature_stamped_with_the_window(audited):
     _, client, _, result, run = audited
     metrics = run.data.metrics
     assert not [k for k in metrics if k.startswith(("drift.psi", "drift.js", "profile.null_fraction"))]
-    first = int(day(1).timestamp()) // 86_400  # the window's index since the epoch, the same in every audit
-    at = {first: int(day(1).timestamp() * 1000), first + 1: int(day(2).timestamp() * 1000)}
+    # the window's ordinal in the audit as the step; its start as the timestamp ("Time (wall)" shows dates)
+    at = {0: int(day(1).timestamp() * 1000), 1: int(day(2).timestamp() * 1000)}
     deciding = {(r["column"], r["window_start"].day if hasattr(r["window_start"], "day") else r["window_start"]): r
                 for r in result.drift if r["drift_type"] == "reference" and r["slice"] is None and r["is_default"]}
     assert {c for c, _ in deciding} == {"x", "c"}
-    for feature in ("x", "c"):
-        for suffix in ("threshold", "drifted"):
-            h = history(client, run.info.run_id, f"drift.{feature}.{suffix}")
-            assert [(s, t) for s, t, _ in h] == sorted(at.items()), (feature, suffix)
-        assert {v for _, _, v in history(client, run.info.run_id, f"drift.{feature}.drifted")} <= {0.0, 1.0}
+    # no flat .threshold or 0/1 .drifted series: the chart artifact draws the threshold and the findings
+    assert not [k for k in metrics if k.endswith((".threshold", ".drifted"))]
+    assert metrics["status"] == 4 and metrics["incidents.open"] >= 1 and metrics["drifted_features"] >= 0
     c = history(client, run.info.run_id, "drift.c")
     assert [(s, t) for s, t, _ in c] == sorted(at.items())
     rows = {r["window_start"]: r for r in result.drift if r["column"] == "c" and r["drift_type"] == "reference"
@@ -234,10 +237,9 @@ def test_one_deciding_metric_per_feature_stamped_with_the_window(audited):
 
 def test_missing_share_counts_nan(audited):
     _, client, _, _, run = audited
-    first = int(day(1).timestamp()) // 86_400
-    x = history(client, run.info.run_id, "profile.missing_share.x")
-    assert [(s, v) for s, _, v in x] == [(first, 0.0), (first + 1, 1.0)]  # the all-NaN day
-    assert [v for _, _, v in history(client, run.info.run_id, "profile.missing_share.c")] == [0.0, 0.0]
+    x = history(client, run.info.run_id, "missing_share.x")
+    assert [(s, v) for s, _, v in x] == [(0, 0.0), (1, 1.0)]  # the all-NaN day
+    assert [v for _, _, v in history(client, run.info.run_id, "missing_share.c")] == [0.0, 0.0]
 
 
 def test_findings_counts_and_artifacts(audited, tmp_path):
@@ -262,10 +264,12 @@ def test_experiment_tag_and_registry_tags_and_model_link(audited):
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     mv = client.get_model_version("churn", "1")
-    assert mv.tags["audit_status"] == "CRITICAL"
-    critical = sum(f.severity == "critical" for f in result.findings)
-    others = len(result.findings) - critical
-    assert mv.tags["audit_summary"] == f"02-02→02-03 · {critical} critical" + (f" +{others}" if others else "")
+    assert mv.tags["audit_status"] == "CRITICAL"  # health: the worst active incident
+    live = [i.severity for i in result.active]
+    critical = live.count("critical")
+    assert critical >= 1 and mv.tags["audit_summary"] == (
+        f"02-02→02-03 · {len(live)} incident{'s' if len(live) > 1 else ''}: {critical} critical"
+        + (f" +{len(live) - critical}" if len(live) > critical else ""))
     assert mv.tags["audit_run"] == f"runs:/{run.info.run_id}"  # SQLite: no UI address to link to
     assert not [k for k in mv.tags if k.startswith("spark_audit.last_audit")]
     assert [m.model_id for m in run.inputs.model_inputs] == [model_id]

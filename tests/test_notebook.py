@@ -77,7 +77,7 @@ def test_both_model_versions_are_shown_side_by_side(executed):
     runs = html(cell(executed, "runs"))
     versions = html(cell(executed, "versions"))
     assert runs.count("spark-audit-demo-churn") == 2  # the latest run of each version, neither hidden
-    assert "last audit" in versions and versions.count("critical") >= 2
+    assert "open_incidents" in versions and versions.count("critical") >= 2
     assert "<th>1</th>" in versions and "<th>2</th>" in versions
 
 

@@ -43,7 +43,7 @@ def test_findings_fail_their_test_and_info_does_not():
     assert rows["monitoring_runs"].status == "passed"
     points, n, passed = rubric.score(list(rows.values()))
     assert (points, n, passed) == (4.0, 7, 2)  # M1, M4, M5 and M7 measured; M4 and M5 passed
-    assert rubric.score_text(list(rows.values())) == "monitoring 4/7 · 2 passed, 2 failed"
+    assert rubric.score_text(list(rows.values())) == "coverage 4/7 · 2 passed, 2 failed"
 
 
 def test_staleness_against_training_end_first():

@@ -12,8 +12,8 @@ from spark_audit.audit import run_audit, run_audits
 from spark_audit.errors import EXIT_DATA, ReferenceError_, SpecError
 from spark_audit.readback import complete_frame, read_frame
 from spark_audit.reference_build import build_references
-from spark_audit.report import compare_versions, version_table
 from spark_audit.spec import parse_spec
+from spark_audit.version_table import compare_versions, version_table
 
 T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
 PER_DAY = 400  # rows per day and version
@@ -108,7 +108,7 @@ def test_compare_shows_every_version_without_spark(setup, spark):
     table = version_table(spec.output, model=spec.model.name)  # no Spark session: the Delta logs are read by delta-rs
     assert [v["version"] for v in table["versions"]] == ["1", "2"]
     assert all(v["windows"] == AUDIT_DAYS and v["rows"] == AUDIT_DAYS * PER_DAY for v in table["versions"])
-    assert all(v["last audit"] == "ok" and v["critical"] == 0 for v in table["versions"])
+    assert all(v["status"] == "ok" and v["critical"] == 0 and v["open_incidents"] == 0 for v in table["versions"])
     text = compare_versions(spec)
     assert [line.split()[0] for line in text.splitlines()[2:4]] == ["1", "2"]
 

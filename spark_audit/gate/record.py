@@ -30,12 +30,14 @@ GATE_MD = "spark_audit/gate.md"
 
 
 def gate_summary(result: GateResult) -> str:
-    """One line for the version's tag: ``pass vs 1 · roc_auc +0.031 [+0.020, +0.042] better``."""
+    """One line for the version's tag, the failing reason first (the registry's list cuts long values):
+    ``fail vs 1: country=MX: roc_auc is 0.081 worse ... · roc_auc +0.031 better``."""
     head = f"{'pass' if result.passed else 'fail'} vs {result.champion}"
+    if result.reasons:
+        head += f": {result.reasons[0]}" + (f" (+{len(result.reasons) - 1} more)" if len(result.reasons) > 1 else "")
     overall = [r for r in result.overall() if r.protected]
     parts = [f"{r.metric} {r.difference:+.3f} {r.verdict}" for r in overall if r.difference == r.difference]
-    tail = f" · {len(result.reasons)} reason(s): {result.reasons[0]}" if result.reasons else ""
-    return (head + " · " + ", ".join(parts) + tail)[:4900]
+    return (head + (" · " + ", ".join(parts) if parts else ""))[:4900]
 
 
 def log_gate_run(client, spec: AuditSpec, result: GateResult, promote: str | None = None) -> str:
@@ -86,7 +88,7 @@ def _tag_candidate(client, spec: AuditSpec, result: GateResult, exp_id: str, run
         return
     for key, value in ((Tag.GATE_STATUS, "pass" if result.passed else "fail"),
                        (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, gate_summary(result)),
-                       (Tag.GATE_RUN, run_link(tracking_uri(client), exp_id, run_id))):
+                       (Tag.GATE_RUN, run_link(spec.mlflow.ui_url or tracking_uri(client), exp_id, run_id))):
         client.set_model_version_tag(mv.name, mv.version, key, value)
     if promote and result.passed:
         alias = promote.lstrip("@")
@@ -103,7 +105,7 @@ def write(spark: SparkSession, spec: AuditSpec, result: GateResult) -> None:
     key = result.gate_key
     common = dict(audit_key=key, audit_run_id=result.gate_run_id, audit_name=spec.name + store.GATE_SUFFIX,
                   source=spec.source.display, source_version=result.source_version)
-    run = dict(**common, spec_hash=spec.spec_hash(), model_name=spec.model.name, model_version=result.candidate,
+    run = dict(**common, spec_hash=spec.published_hash(), model_name=spec.model.name, model_version=result.candidate,
                reference_uri=f"models:/{spec.model.name}/{result.champion}", window_start=cfg.start,
                window_end=cfg.end, started_at=result.started, groups=len({r.slice for r in result.rows}),
                mlflow_run_id=result.mlflow_run_id, newest_row_at=None, source_committed_at=None)
