@@ -369,7 +369,7 @@ def _incident(args: argparse.Namespace, progress) -> int:
 
     from spark_audit import incident_store
     from spark_audit.incidents import from_row, suppress
-    from spark_audit.readback import read_frame
+    from spark_audit.readback import read_frame, records
     from spark_audit.report_json import incident_json
     from spark_audit.session import get_spark
     from spark_audit.spec import load_spec
@@ -381,8 +381,7 @@ def _incident(args: argparse.Namespace, progress) -> int:
             with progress.phase("starting Spark"):
                 spark = get_spark(args.master)
         frame = read_frame(spec.output, "incidents", spark)
-        rows = [] if frame is None else [r for r in frame.to_dict("records") if r["audit_name"] == spec.name
-                                         and (args.all or r["status"] == "open")]
+        rows = [r for r in records(frame) if r["audit_name"] == spec.name and (args.all or r["status"] == "open")]
         incidents = [from_row(r) for r in sorted(rows, key=lambda r: str(r["first_window"]))]
         acks = incident_store.read_acks(spark, spec.output) if spark is not None else _acks_without_spark(spec.output)
         suppress(incidents, acks, datetime.now().astimezone())
@@ -419,16 +418,11 @@ def _incident(args: argparse.Namespace, progress) -> int:
 def _acks_without_spark(output):
     """The newest acknowledgement of each incident, from a folder of tables (delta-rs), or none."""
     from spark_audit.incidents import Ack, latest_acks
-    from spark_audit.readback import read_frame
+    from spark_audit.readback import read_frame, records
 
     frame = read_frame(output, "incident_acks") if not output.database else None
-    if frame is None:
-        return {}
-    out = []
-    for r in frame.to_dict("records"):
-        until, at = (None if v is None or v != v else v.to_pydatetime() for v in (r["until"], r["at"]))
-        out.append(Ack(r["incident_id"], r["action"], until, r["reason"], r["by"], at))
-    return latest_acks(out)
+    return latest_acks([Ack(r["incident_id"], r["action"], r["until"], r["reason"], r["by"], r["at"])
+                        for r in records(frame)])
 
 
 def _gate(args: argparse.Namespace, spark, spec, progress) -> int:

@@ -12,6 +12,7 @@ audit, window and model version only the run that finished last), tested to agre
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from deltalake import DeltaTable
@@ -42,6 +43,23 @@ def read_frame(output: OutputSpec, table: str, spark=None, columns: Sequence[str
         return DeltaTable(store.location(output, table)).to_pandas(columns=list(columns) if columns else None)
     except TableNotFoundError:
         return None
+
+
+def records(frame: pd.DataFrame | None) -> list[dict]:
+    """A frame's rows as dicts of plain values, as Spark's ``Row.asDict`` gives them: pandas' missing
+    markers (NaN, NaT, None) become None and timestamps become datetimes."""
+    if frame is None:
+        return []
+    out = []
+    for r in frame.to_dict("records"):
+        out.append({k: _plain(v) for k, v in r.items()})
+    return out
+
+
+def _plain(v):
+    if isinstance(v, (float, datetime)) and v != v:  # NaN, and NaT (a datetime subclass): not equal to itself
+        return None
+    return v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
 
 
 def complete_frame(rows: pd.DataFrame | None, runs: pd.DataFrame | None, *, latest: bool = True

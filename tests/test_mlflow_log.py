@@ -94,7 +94,8 @@ def test_findings_markdown_table_worst_first_and_escaped():
 def test_run_link_and_description_and_keys():
     view = "?workflowType=machine_learning"  # MLflow 3's UI opens the runs view, not the GenAI one
     assert run_link("http://mlflow:5000/", "3", "abc") == "http://mlflow:5000/#/experiments/3/runs/abc" + view
-    assert run_link("https://x.example/mlflow", "3", "abc") == "https://x.example/mlflow/#/experiments/3/runs/abc" + view
+    assert run_link("https://x.example/mlflow", "3", "abc") == \
+        "https://x.example/mlflow/#/experiments/3/runs/abc" + view
     assert run_link("sqlite:///m.db", "3", "abc") == "runs:/abc"
     assert run_link("databricks", "3", "abc") == "runs:/abc"
     text = description("line one\nline two", "churn · OK")
