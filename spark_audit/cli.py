@@ -483,6 +483,8 @@ def _demo(args: argparse.Namespace, progress) -> int:
     from spark_audit.demo import CHAMPION, write_demo
     from spark_audit.gate import run_gate
     from spark_audit.gate import summary as gate_summary
+    from spark_audit.mlflow_text import experiment_link
+    from spark_audit.reference import mlflow_client
     from spark_audit.reference_build import build_references
     from spark_audit.report import summary
     from spark_audit.session import get_spark
@@ -504,8 +506,10 @@ def _demo(args: argparse.Namespace, progress) -> int:
     print(f"== gate: model 2 against @{CHAMPION}\n{gate_summary(gate, slices=False)}\n")
     print(compare_versions(spec))
     code = max(a.exit_code for a in audits)
+    exp = mlflow_client(spec.mlflow).get_experiment_by_name(spec.mlflow.experiment)
     print(
         f"\nDelta results: {spec.output.path}\nMLflow UI:     mlflow ui --backend-store-uri {spec.mlflow.tracking_uri}"
+        f" --port 5000, then open {experiment_link(spec.mlflow.ui_url, exp.experiment_id)}"
         f"\nAudit spec:    {spec_path} (re-run with: spark-audit audit {spec_path}; "
         f"versions side by side: spark-audit compare {spec_path}; the gate: spark-audit gate {spec_path} "
         "--candidate 2)"

@@ -27,6 +27,7 @@ from spark_audit.reference import ensure_experiment, mlflow_client
 from spark_audit.spec import parse_spec
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+UI_URL = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
 DAYS = 14
 REFERENCE_DAYS = 7
 DRIFT_FROM_DAY = 11
@@ -157,7 +158,10 @@ def demo_spec(home: Path) -> dict:
         "training": {"path": str(home / "tables" / "churn_training"), "timestamp_column": "event_ts",
                      "end": ref_end.isoformat()},
         "output": {"path": str(home / "results")},
-        "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo"},
+        # the links spark-audit writes (the registry's audit_run, the gate's gate_run, notifications) point to the
+        # UI that `mlflow ui` serves by default, which the demo's last lines say how to start
+        "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "experiment": "spark-audit-demo",
+                   "ui_url": UI_URL},
     }
 
 

@@ -4,18 +4,20 @@ One run per audit (:func:`log_audit_run`):
 
 - its **name** says what was audited and how it went: ``churn-demo · model 2 · 01-08→01-14 · CRITICAL``;
 - its **description** (``mlflow.note.content``) is the console summary (:func:`spark_audit.report.summary`);
-- its **parameters** are the spec's thresholds and statistics, the reference, the source and its Delta version;
-- its **metrics** are per window, stamped with the window's start and stepped by the window's index since the
-  epoch, so one day has the same step and time in every audit and charts overlay across runs:
-  ``drift.<feature>`` (the feature's deciding statistic), ``drift.<feature>.threshold``,
-  ``drift.<feature>.drifted`` (0/1), ``drift.share``, ``rows``, ``profile.missing_share.<column>``
-  (null + NaN + inf), ``quality.<metric>``, ``quality_estimated.<metric>``; and once per run
-  ``findings`` and ``findings.<severity>``;
-- its **artifacts**: ``spark_audit/findings.md`` (a table, worst first), ``spark_audit/findings.json`` and the
-  charts ``spark_audit/drift_over_windows.png`` and ``spark_audit/quality_over_windows.png``.
+- its **parameters** are the spec's thresholds and statistics; the reference, the source, its Delta version and
+  the spec hash are tags;
+- its **metrics** are one series per thing a person watches, per window, stamped with the window's start (MLflow's
+  "Time (wall)" axis shows dates) and stepped by the window's ordinal in the audit: ``drift.<feature>`` and
+  ``skew.<feature>`` (the deciding statistic), ``missing_share.<column>`` (null + NaN + inf), ``drift.share``,
+  ``rows``, ``quality.<metric>``, ``quality_estimated.<metric>``; and once per run what runs are sorted by
+  (:func:`summary_metrics`: status, incidents, findings per severity, drifted features);
+- its **artifacts**: the findings as an MLflow table (``log_table``), ``spark_audit/incidents.json``,
+  ``spark_audit/findings.md`` (worst first), ``spark_audit/findings.json`` and the charts
+  ``spark_audit/drift_over_windows.png`` and ``spark_audit/quality_over_windows.png``.
 
-The registered model version audited gets the tags ``audit_status``, ``audit_summary`` and ``audit_run`` (a
-link to the run), and the run names the version's logged model (MLflow 3) as an input.
+The registered model version audited gets the tags ``audit_status``, ``audit_summary``, ``audit_run`` (a
+link to the run) and ``ml_test_score.*``, a description block linking the run, and the run names the
+version's logged model (MLflow 3) as an input.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from spark_audit.mlflow_text import (
     FINDINGS_TABLE,
     INCIDENTS_JSON,
     MAX_PARAM_CHARS,
+    SEP,
     Tag,
     audit_summary,
     description,
@@ -48,6 +51,7 @@ from spark_audit.mlflow_text import (
     run_name,
     severity_counts,
     status,
+    version_description,
 )
 from spark_audit.reference import ensure_experiment, resolve_model_version
 from spark_audit.report import summary
@@ -257,6 +261,10 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         tags += [(f"{Tag.RUBRIC}.{r.test.short or r.test.id}", r.status) for r in result.rubric]
     for key, value in tags:
         client.set_model_version_tag(mv.name, mv.version, key, value)
+    # the same, with a link that opens, in the version's description (the registry shows tags as plain text)
+    note = f"{status(result.status_severity)}{SEP}{summary_text}"
+    client.update_model_version(mv.name, mv.version, description=version_description(
+        mv.description, "latest audit", note, dict(tags)[Tag.AUDIT_RUN]))
     model_id = logged_model_id(mv)
     if model_id:
         _link_logged_model(client, run_id, model_id)

@@ -159,8 +159,8 @@ def incidents_summary(severities: list[str], start: datetime | None, end: dateti
 
 ML_VIEW = "workflowType=machine_learning"
 """The query MLflow 3's UI reads to open the classic runs view: without it a fresh browser opens the GenAI
-view (the UI keeps the choice in local storage, default GenAI, and 3.17 no longer reads the experiment's
-``mlflow.experimentKind`` tag for it)."""
+view (the UI keeps the choice in local storage, default GenAI, and 3.17 and 3.18 no longer read the
+experiment's ``mlflow.experimentKind`` tag for it; tests/test_mlflow_browser.py checks it in Chromium)."""
 
 
 def experiment_link(uri: str | None, experiment_id: str) -> str | None:
@@ -251,3 +251,34 @@ def metric_key(*parts: str) -> str:
     'drift.age_x'
     """
     return re.sub(r"[^\w.\- ]", "_", ".".join(parts))[:MAX_KEY_CHARS]
+
+
+VERSION_NOTE = "**spark-audit**"
+"""The heading of the block spark-audit keeps at the end of a model version's description (markdown, so its
+links open the runs: MLflow shows tags as plain text)."""
+
+
+def version_description(existing: str | None, label: str, text: str, link: str | None) -> str:
+    """A model version's description with its spark-audit line LABEL (``latest audit``, ``latest gate``) set
+    to TEXT, linked to LINK when it is an http(s) page; the owner's own text and the other lines are kept.
+
+    >>> d = version_description("Trained on 2025 data.", "latest audit", "CRITICAL · 4 incidents", "http://m/r")
+    >>> print(d)
+    Trained on 2025 data.
+    <BLANKLINE>
+    **spark-audit**
+    <BLANKLINE>
+    - latest audit: [CRITICAL · 4 incidents](http://m/r)
+    >>> print(version_description(d, "latest gate", "fail vs 1", "runs:/abc").split(VERSION_NOTE)[1])
+    <BLANKLINE>
+    <BLANKLINE>
+    - latest audit: [CRITICAL · 4 incidents](http://m/r)
+    - latest gate: fail vs 1 (runs:/abc)
+    """
+    own, _, ours = (existing or "").partition(VERSION_NOTE)
+    lines = {m.group(1): m.group(0) for m in re.finditer(r"^- ([a-z ]+): .*$", ours, re.MULTILINE)}
+    shown = text.replace("[", "(").replace("]", ")")
+    lines[label] = f"- {label}: [{shown}]({link})" if link and re.match(r"^https?://", link) else \
+        f"- {label}: {shown}" + (f" ({link})" if link else "")
+    block = VERSION_NOTE + "\n\n" + "\n".join(lines[k] for k in sorted(lines))
+    return (own.rstrip() + "\n\n" + block) if own.strip() else block

@@ -57,8 +57,10 @@ def _short(e: Exception) -> str:
 
 
 def ensure_experiment(client, ml: MlflowSpec) -> str:
-    """The spec's experiment (created if missing), tagged as a machine-learning experiment so MLflow 3 opens
-    it in the classic runs view rather than the GenAI one; a kind already set is left alone."""
+    """The spec's experiment (created if missing), tagged as a machine-learning experiment (a kind already set
+    is left alone). The tag says what the experiment holds, but MLflow 3.17+'s UI does not read it to choose
+    its view: that comes from the URL's ``workflowType``, which every link spark-audit writes carries
+    (``mlflow_text.ML_VIEW``)."""
     exp = client.get_experiment_by_name(ml.experiment)
     if exp is not None:
         if not (exp.tags or {}).get(Tag.EXPERIMENT_KIND):

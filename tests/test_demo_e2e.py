@@ -106,7 +106,13 @@ def test_reference_is_tied_to_the_registered_model_version(demo):
     mv = client.get_model_version(MODEL_NAME, "1")
     assert mv.tags["spark_audit.reference_run_id"] == ref_run
     assert mv.tags["audit_status"] == "CRITICAL"
-    assert mv.tags["audit_run"] == f"runs:/{result.mlflow_run_id}"
+    # a link to the run's page in the UI `mlflow ui` serves (the demo's mlflow.ui_url), in the runs view
+    exp_id = client.get_run(result.mlflow_run_id).info.experiment_id
+    assert mv.tags["audit_run"] == (f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{result.mlflow_run_id}"
+                                    "?workflowType=machine_learning")
+    # and the version's description says it with a link that opens (the registry shows tags as plain text)
+    assert mv.description.startswith("**spark-audit**\n\n- latest audit: [CRITICAL · 01-08→01-14 · ")
+    assert mv.description.endswith(f" critical]({mv.tags['audit_run']})")
     assert ref_profile.row_count == 7 * 1200
     assert ref_profile.columns["monthly_charges"].bins.edges  # exact reference bins were stored
 
@@ -247,3 +253,7 @@ def test_the_demo_gate_fails_version_two_for_mexico(both, demo_gate):
     table = version_table(spec.output, model=spec.model.name)
     assert table["audits"] == ["churn-demo"]  # the gate's run row is not an audit
     assert [v.get("gate") for v in table["versions"]] == [None, {"verdict": "fail", "champion": "1"}]
+    # the version's description links both runs, the failing slice first
+    note = client.get_model_version(MODEL_NAME, "2").description
+    assert "- latest audit: [CRITICAL · " in note and "- latest gate: [fail vs 1: country=MX: " in note
+    assert "(http://127.0.0.1:5000/#/experiments/" in note

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from spark_audit import store
 from spark_audit.errors import ReferenceError_
 from spark_audit.gate.result import GateResult, summary
-from spark_audit.mlflow_text import Tag, description, metric_key, run_link
+from spark_audit.mlflow_text import Tag, description, metric_key, run_link, version_description
 from spark_audit.reference import ensure_experiment, resolve_model_version
 from spark_audit.rows import finite
 from spark_audit.spec import AuditSpec
@@ -86,10 +86,13 @@ def _tag_candidate(client, spec: AuditSpec, result: GateResult, exp_id: str, run
             raise ReferenceError_(f"model version {result.candidate} of {spec.model.name!r} is not registered: "
                                   f"@{promote} cannot move to it") from None
         return
+    link = run_link(spec.mlflow.ui_url or tracking_uri(client), exp_id, run_id)
     for key, value in ((Tag.GATE_STATUS, "pass" if result.passed else "fail"),
                        (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, gate_summary(result)),
-                       (Tag.GATE_RUN, run_link(spec.mlflow.ui_url or tracking_uri(client), exp_id, run_id))):
+                       (Tag.GATE_RUN, link)):
         client.set_model_version_tag(mv.name, mv.version, key, value)
+    client.update_model_version(mv.name, mv.version, description=version_description(
+        mv.description, "latest gate", gate_summary(result), link))
     if promote and result.passed:
         alias = promote.lstrip("@")
         client.set_registered_model_alias(mv.name, alias, mv.version)
