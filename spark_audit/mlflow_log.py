@@ -253,9 +253,10 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         return
     summary_text = audit_summary(result.findings, start, end) if result.incidents is None else \
         incidents_summary([i.severity for i in result.active], start, end)
+    link = run_link(ui_url(client, spec), exp_id, run_id)
     tags = [(Tag.AUDIT_STATUS, status(result.status_severity)),  # health: the active incidents' worst
             (Tag.AUDIT_SUMMARY, summary_text),
-            (Tag.AUDIT_RUN, run_link(ui_url(client, spec), exp_id, run_id))]
+            (Tag.AUDIT_RUN, link)]
     if result.rubric:  # the ML Test Score's monitoring tests: coverage, then each test's status by its name
         tags.append((Tag.RUBRIC, score_text(result.rubric)))
         tags += [(f"{Tag.RUBRIC}.{r.test.short or r.test.id}", r.status) for r in result.rubric]
@@ -264,7 +265,7 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
     # the same, with a link that opens, in the version's description (the registry shows tags as plain text)
     note = f"{status(result.status_severity)}{SEP}{summary_text}"
     client.update_model_version(mv.name, mv.version, description=version_description(
-        mv.description, "latest audit", note, dict(tags)[Tag.AUDIT_RUN]))
+        mv.description, "latest audit", note, link))
     model_id = logged_model_id(mv)
     if model_id:
         _link_logged_model(client, run_id, model_id)

@@ -48,12 +48,7 @@ def read_frame(output: OutputSpec, table: str, spark=None, columns: Sequence[str
 def records(frame: pd.DataFrame | None) -> list[dict]:
     """A frame's rows as dicts of plain values, as Spark's ``Row.asDict`` gives them: pandas' missing
     markers (NaN, NaT, None) become None and timestamps become datetimes."""
-    if frame is None:
-        return []
-    out = []
-    for r in frame.to_dict("records"):
-        out.append({k: _plain(v) for k, v in r.items()})
-    return out
+    return [] if frame is None else [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def _plain(v):

@@ -23,9 +23,8 @@ _SPARK_INTERVAL = re.compile(r"^\s*\d+\s+(second|minute|hour|day|week)s?\s*$", r
 
 
 def iso_utc(v: Any) -> str | None:
-    """ISO-8601 UTC of epoch microseconds (int) or a datetime (naive = UTC); None (and pandas' NaT, which
-    is not equal to itself) stays None."""
-    if v is None or v != v:
+    """ISO-8601 UTC of epoch microseconds (int) or a datetime (naive = UTC); None stays None."""
+    if v is None:
         return None
     if isinstance(v, int):
         v = datetime.fromtimestamp(v / 1e6, tz=timezone.utc)

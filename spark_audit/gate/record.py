@@ -87,12 +87,12 @@ def _tag_candidate(client, spec: AuditSpec, result: GateResult, exp_id: str, run
                                   f"@{promote} cannot move to it") from None
         return
     link = run_link(spec.mlflow.ui_url or tracking_uri(client), exp_id, run_id)
+    text = gate_summary(result)
     for key, value in ((Tag.GATE_STATUS, "pass" if result.passed else "fail"),
-                       (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, gate_summary(result)),
-                       (Tag.GATE_RUN, link)):
+                       (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, text), (Tag.GATE_RUN, link)):
         client.set_model_version_tag(mv.name, mv.version, key, value)
     client.update_model_version(mv.name, mv.version, description=version_description(
-        mv.description, "latest gate", gate_summary(result), link))
+        mv.description, "latest gate", text, link))
     if promote and result.passed:
         alias = promote.lstrip("@")
         client.set_registered_model_alias(mv.name, alias, mv.version)
