@@ -82,9 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.join(folder, "table")
     spark = get_spark("local[2]", app_name="bench-audit", extra_conf={"spark.driver.memory": "6g"})
     spark.sparkContext.setLogLevel("ERROR")
-    if args.engine == "spark":
-        from spark_audit.profile import profiler
-        profiler.DEFAULT_ENGINE = "spark"
     t0 = time.perf_counter()
     try:
         if not os.path.exists(os.path.join(path, "_delta_log")):
@@ -106,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "reference": {"start": START.isoformat(), "end": half.isoformat()},
             "output": {"path": os.path.join(folder, "results")},
             "mlflow": {"tracking_uri": f"sqlite:///{os.path.join(folder, 'mlflow.db')}", "experiment": "bench"},
+            "profile": {"engine": args.engine},
         })
         from spark_audit.audit import run_audits
         from spark_audit.reference_build import build_references

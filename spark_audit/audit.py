@@ -124,7 +124,7 @@ def scan(spec: AuditSpec, rows: Rows, ref: LoadedReference, plan: ContractPlan |
     parts += quality.parts(spec.quality, quality.reference_calibration(ref.profile.extras)) if spec.quality else []
     finest = profile_groups(rows.df, rows.columns, grouping, bins=bins, top_k=spec.profile.top_k,
                             kll_k=spec.profile.kll_k, parts=parts, centers=ref.profile.centers(),
-                            sketches=Sketches.of(spec.profile))
+                            sketches=Sketches.of(spec.profile), engine=spec.profile.engine)
     if not finest:
         raise EmptyWindowError(
             f"no rows to audit in {spec.source.display!r} at version {rows.version}"

@@ -13,6 +13,12 @@ KINDS = ("numeric", "categorical", "boolean", "timestamp")
 """Column kinds a profile knows."""
 
 DRIFT_KINDS = ("numeric", "categorical", "boolean")
+
+ENGINES = ("arrow", "spark")
+"""How a scan computes the profile's statistics (``profile.engine`` in the spec, ``--engine`` on the CLI):
+``arrow`` in one ``mapInArrow`` pass of numpy kernels (``spark_audit.profile.arrow_scan``), ``spark`` as
+aggregate functions of the one aggregation (for executors that cannot run Python with numpy, pyarrow and
+datasketches). Both give the same statistics; the first is faster."""
 """Kinds whose distribution is compared (a boolean is a two-category column)."""
 
 TASKS = ("binary", "regression")

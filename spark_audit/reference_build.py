@@ -69,7 +69,8 @@ def profile_reference(
     q_parts = quality.parts(spec.quality, None) if spec.quality else []
     with progress.phase("profiling reference"):
         first = overall_groups(profile_groups(df, columns, grouping, top_k=spec.profile.top_k,
-                                              kll_k=spec.profile.kll_k, sketches=Sketches.of(spec.profile)))
+                                              kll_k=spec.profile.kll_k, sketches=Sketches.of(spec.profile),
+                                              engine=spec.profile.engine))
         if not first or first[0].profile.row_count == 0:
             of = f" of model version {model_version}" if spec.model.version_column and model_version else ""
             raise DataError(f"the reference selection of {spec.source.display!r} has no rows{of}")
@@ -84,7 +85,7 @@ def profile_reference(
         # sketch would keep this scan from being code-generated (``Sketches``)
         finest = profile_groups(df, columns, by_window, bins=bins, top_k=0, kll_k=spec.profile.kll_k,
                                 centers=centers, sketches=replace(Sketches.of(spec.profile), hll=()),
-                                parts=[*q_parts, table_checks.part(df.columns), *pca_parts])
+                                parts=[*q_parts, table_checks.part(df.columns), *pca_parts], engine=spec.profile.engine)
         # with a version column the audit judges each version's volume against that version's own
         by_version = table_checks.count_by_version(df, replace(
             by_window, model_version_column=spec.model.version_column), spec.slices) \
@@ -224,7 +225,8 @@ def profile_training(spark: SparkSession, spec: AuditSpec, bins: dict[str, Bins]
         columns = resolve_columns(df.schema, wanted, source=t.source.display)
         groups = overall_groups(profile_groups(df, columns, Grouping(model_version=model_version), bins=bins,
                                                top_k=spec.profile.top_k, kll_k=spec.profile.kll_k,
-                                               sketches=Sketches.of(spec.profile)))
+                                               sketches=Sketches.of(spec.profile),
+                                               engine=spec.profile.engine))
     if not groups or groups[0].profile.row_count == 0:
         raise DataError(f"the training rows of {t.source.display!r} are empty"
                         + (f" for model version {model_version}" if model_version else ""))

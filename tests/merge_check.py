@@ -63,10 +63,15 @@ def assert_state_equal(got, want, where: str) -> None:
         assert_same_value(got, want, where)
 
 
-def assert_profile_equal(got: TableProfile, want: TableProfile, where: str) -> None:
+def assert_profile_equal(got: TableProfile, want: TableProfile, where: str, true_counts=None) -> None:
+    """``true_counts`` ({column: {value: count}}, counted exactly): a merged top-k list may be truncated,
+    but each count it keeps is a lower bound of the value's true count, never more."""
     assert got.row_count == want.row_count, where
     for name, w in want.columns.items():
         g = got.columns[name]
+        assert (g.top, g.top_k) == (w.top, w.top_k), f"{where}.{name}.top"
+        for value, c in g.top.items():
+            assert c <= (true_counts or {}).get(name, {}).get(value, c), f"{where}.{name}.top[{value}]"
         for attr in ("count", "nulls", "nan", "min", "max", "n_true", "n_false"):
             assert_same_value(getattr(g, attr), getattr(w, attr), f"{where}.{name}.{attr}")
         for attr in ("mean", "std"):
@@ -84,21 +89,21 @@ def assert_profile_equal(got: TableProfile, want: TableProfile, where: str) -> N
 
 
 def assert_merge_matches_union(df, columns, parts: list[ScanPart], *, splits: int = 4, bins=None,
-                               centers=None) -> None:
-    """Split ``df`` into ``splits`` disjoint groups; each part's state (and the profile) merged in three
-    orders must equal the state of the whole table."""
+                               centers=None, top_k: int = 0, engine: str = "arrow") -> None:
+    """Split ``df`` into ``splits`` disjoint groups; each part's state (and the profile, its top-k lists
+    included) merged in three orders must equal the state of the whole table, on ``engine``."""
     from pyspark.sql import functions as F
 
-    whole = profile_groups(df, columns, Grouping(model_version="1"), parts=parts, bins=bins, centers=centers,
-                           top_k=0)
-    [w] = whole
+    kw = {"parts": parts, "bins": bins, "centers": centers, "top_k": top_k, "engine": engine}
+    [w] = profile_groups(df, columns, Grouping(model_version="1"), **kw)
     split = df.withColumn(SPLIT, (F.monotonically_increasing_id() % splits).cast("string"))
-    groups = profile_groups(split, columns, Grouping(slices=(SPLIT,), model_version="1"), parts=parts,
-                            bins=bins, centers=centers, top_k=0)
+    groups = profile_groups(split, columns, Grouping(slices=(SPLIT,), model_version="1"), **kw)
+    true_counts = {c.name: {str(r[0]): r[1] for r in df.groupBy(c.name).count().collect() if r[0] is not None}
+                   for c in columns if c.kind == "categorical"}
     assert len(groups) == splits, "every split holds rows"
     for order, members in _orders(groups).items():
         states = reduce(States.merge, [m.states for m in members]) if order != "tree" else \
             _tree([m.states for m in members])
         for part in parts:
             assert_state_equal(states[part.name], w.states[part.name], f"{order}:{part.name}")
-        assert_profile_equal(merge_all(m.profile for m in members), w.profile, f"{order}:profile")
+        assert_profile_equal(merge_all(m.profile for m in members), w.profile, f"{order}:profile", true_counts)

@@ -27,14 +27,20 @@ def table(spark):
     x = rng.normal(10, 2, n)
     y = 0.5 * x + rng.normal(0, 1, n)
     score = 1 / (1 + np.exp(-(x - 10)))
+    # d: 25 values, five frequent ones in blocks of each 100 rows and 20 rare ones, so a top-5 list is
+    # truncated in every split and the merge of truncated lists is checked
+    head = ["h0"] * 36 + ["h1"] * 18 + ["h2"] * 12 + ["h3"] * 8 + ["h4"] * 6
+    cycle = head + [f"t{j}" for j in range(100 - len(head))]
     rows = [(float(x[i]) if i % 50 else None, float(y[i]), ["a", "b", "c"][i % 3] if i % 40 else None,
              int(rng.uniform() < score[i]) if i % 7 else None, float(score[i]), int(score[i] >= 0.5),
-             T0 + timedelta(minutes=i)) for i in range(n)]
+             T0 + timedelta(minutes=i), cycle[i % 100]) for i in range(n)]
     rows += rows[:20]  # duplicated rows for the row-hash sketch
-    return spark.createDataFrame(rows, "x double, y double, c string, label int, score double, pred int, ts timestamp")
+    return spark.createDataFrame(rows, "x double, y double, c string, label int, score double, pred int, "
+                                       "ts timestamp, d string")
 
 
-def test_every_part_merges_like_the_union(table, tmp_path):
+@pytest.mark.parametrize("engine", ["arrow", "spark"])
+def test_every_part_merges_like_the_union(table, tmp_path, engine):
     contract_yaml = tmp_path / "c.yaml"
     contract_yaml.write_text("""
 apiVersion: v3.1.0
@@ -64,11 +70,13 @@ schema:
     parts = [*quality.parts(cfg, calibration), contract_part(plan), table_checks.part(table.columns, "ts"),
              multivariate.moments_part(["x", "y"], [10.0, 5.0], [2.0, 1.4]), multivariate.error_part(pca)]
     assert {p.name for p in parts} == {"q", "e", "c", "t", "m", "r"}
-    columns = resolve_columns(table.schema, [("x", None), ("y", None), ("c", None), ("label", "categorical")])
+    columns = resolve_columns(table.schema, [("x", None), ("y", None), ("c", None), ("label", "categorical"),
+                                             ("d", None)])
     # the profile on the reference's exact bins too, as in an audit
-    [ref] = profile_groups(table, columns, Grouping(model_version="1"))
+    [ref] = profile_groups(table, columns, Grouping(model_version="1"), top_k=5, engine=engine)
     bins = {n: b for n, c in ref.profile.columns.items() if (b := reference_bins(c, 10))}
-    assert_merge_matches_union(table, columns, parts, bins=bins, centers={"x": 10.0})
+    assert_merge_matches_union(table, columns, parts, bins=bins, centers={"x": 10.0}, top_k=5, engine=engine)
+    assert set(ref.profile.columns["d"].top) == {"h0", "h1", "h2", "h3", "h4"}  # d's list truncated at 5
 
 
 def test_a_column_outside_every_namespace_is_refused_before_the_scan(table):

@@ -12,7 +12,6 @@ from the finest ones in Python, not rescanned.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark_audit.catalog import ENGINES
 from spark_audit.names import col as _c
 from spark_audit.profile import arrow_scan
 from spark_audit.profile.exprs import ALL_SKETCHES, ColumnSpec, Sketches, profile_exprs, profiles_from_row
@@ -32,10 +32,6 @@ W_START = "__sa_window_start"
 W_END = "__sa_window_end"
 MODEL_VERSION = "__sa_model_version"
 PROFILE = "p"  # the profile's namespace in the scan
-# "arrow": numeric and string columns get their statistics from one mapInArrow pass
-# (spark_audit.profile.arrow_scan); "spark": as aggregate functions in the scan (for executors that cannot
-# run Python with numpy and pyarrow)
-DEFAULT_ENGINE = os.environ.get("SPARK_AUDIT_ENGINE", "arrow")
 
 
 @dataclass(frozen=True)
@@ -142,21 +138,23 @@ def profile_groups(
     parts: Sequence[ScanPart] = (),
     centers: Mapping[str, float] | None = None,
     sketches: Sketches = ALL_SKETCHES,
-    engine: str | None = None,
+    engine: str = "arrow",
 ) -> list[GroupResult]:
     """Profile every finest group (window x slice values x model version), with every scan part's
     expressions in the same aggregation; each group keeps the parts' states.
 
     ``centers`` (the reference's means, when there is one) keep the summed moments accurate.
     ``sketches`` says which columns keep a KLL / HLL sketch (``spark_audit.profile.exprs.Sketches``).
-    With ``engine="arrow"`` (the default, ``DEFAULT_ENGINE``) numeric and string columns get their
+    With ``engine="arrow"`` (the default; ``spark_audit.catalog.ENGINES``) numeric and string columns get their
     statistics (and KLL sketches) from one ``mapInArrow`` pass instead (``spark_audit.profile.arrow_scan``,
     which says why); ``"spark"`` keeps them in the aggregation.
     """
     schema = tuple((f.name, f.dataType.simpleString()) for f in df.schema.fields)
     grouped = with_group_columns(df, grouping)
     group_cols = grouping.columns()
-    on_arrow = (engine or DEFAULT_ENGINE) == "arrow"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    on_arrow = engine == "arrow"
     arrow = arrow_scan.targets(columns, bins, centers, sketches, top_k) if on_arrow else []
     extras = [e for p in parts for e in p.arrow] if on_arrow else []
     profile = ScanPart(PROFILE, tuple(profile_exprs(columns, prefix=PROFILE + "__", kll_k=kll_k, bins=bins,
