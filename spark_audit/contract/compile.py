@@ -49,6 +49,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 from pyspark.sql.window import Window
 
+from spark_audit.contract.columns import FieldLookup, Site, Skip, all_of
 from spark_audit.contract.logical_types import logical_type_of, logical_types_compatible, normalise_physical_type
 from spark_audit.contract.model import ZERO_ROWS, DataContract, Property, SchemaObject, Threshold
 from spark_audit.contract.results import (
@@ -63,7 +64,7 @@ from spark_audit.contract.results import (
     structural,
     worst_severity,
 )
-from spark_audit.contract.rules import RULES, FieldLookup, RuleKind, Site, Skip, all_of
+from spark_audit.contract.rules import RULES, RuleKind
 from spark_audit.names import col as _col
 from spark_audit.names import quote_name
 

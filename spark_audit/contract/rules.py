@@ -28,12 +28,9 @@ built-in SQL functions (Spark Connect safe); values go in as typed literals.
 
 from __future__ import annotations
 
-import datetime as _dt
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import reduce
 from types import MappingProxyType
 from typing import Any
 
@@ -42,194 +39,34 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
-    CharType,
-    DataType,
-    DateType,
     DoubleType,
     FloatType,
-    IntegralType,
     NumericType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampNTZType,
-    TimestampType,
-    VarcharType,
 )
 
+from spark_audit.contract.columns import (
+    TIME_TYPES,
+    Site,
+    Skip,
+    any_of,
+    as_string,
+    first_line,
+    fmt,
+    is_inf,
+    lit,
+    outside,
+    preview,
+)
 from spark_audit.contract.logical_types import ORDERED_TYPES, VALUE_TYPES, order_key
 from spark_audit.contract.model import ZERO_ROWS, Property, SpecialValue, Threshold
 from spark_audit.contract.results import MEASURES
 from spark_audit.contract.values import ValueReader
 from spark_audit.errors import SpecError
 from spark_audit.names import col as _col
-from spark_audit.timeutil import parse_time
 
 LEVELS = ("property", "table")
 QUALITY_TYPES = ("library", "custom", "sql")  # how a quality[] entry selects a kind
 SEVERITY_OPTION = "severity"  # the customProperty setting the severity of a property's declared checks
-
-# --------------------------------------------------------------------------- Spark helpers
-
-
-class Skip(Exception):
-    """A rule that cannot run on this table (missing column, wrong type)."""
-
-
-class FieldLookup:
-    """Find a column by exact name, else by case-insensitive name (Spark's default)."""
-
-    def __init__(self, schema: StructType):
-        self.exact = {f.name: f for f in schema.fields}
-        lower: dict[str, list[StructField]] = {}
-        for f in schema.fields:
-            lower.setdefault(f.name.lower(), []).append(f)
-        self.lower = lower
-
-    def get(self, name: str) -> StructField | None:
-        if name in self.exact:
-            return self.exact[name]
-        matches = self.lower.get(name.lower(), [])
-        return matches[0] if len(matches) == 1 else None
-
-
-_STRING_TYPES = (StringType, VarcharType, CharType)
-TIME_TYPES = (DateType, TimestampType, TimestampNTZType)
-_ATOMIC_VALUE_TYPES = (*_STRING_TYPES, NumericType, BooleanType, *TIME_TYPES)
-
-
-def all_of(conds: Sequence[Column]) -> Column:
-    return reduce(lambda a, b: a & b, conds)
-
-
-def any_of(conds: Sequence[Column]) -> Column:
-    return reduce(lambda a, b: a | b, conds)
-
-
-def lit(value: Any, dt: DataType) -> Column:
-    """``value`` as a literal of column type ``dt``; Skip when it does not fit."""
-    if isinstance(dt, _STRING_TYPES):
-        if isinstance(value, str):
-            return F.lit(value)
-    elif isinstance(dt, NumericType):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(dt, IntegralType) and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            return F.lit(value)
-    elif isinstance(dt, BooleanType):
-        if isinstance(value, bool):
-            return F.lit(value)
-    elif isinstance(dt, TIME_TYPES):
-        text = value.isoformat() if isinstance(value, (_dt.date, _dt.datetime)) else value
-        if isinstance(text, str):
-            try:
-                parse_time(text)
-            except ValueError:
-                pass
-            else:
-                return F.lit(text).cast(dt)
-    else:
-        raise Skip(f"values cannot be compared on a {dt.simpleString()} column")
-    raise Skip(f"value {value!r} does not fit column type {dt.simpleString()}")
-
-
-def _outside(col: Column, dt: DataType, minimum: Any, maximum: Any,
-             exclusive_minimum: bool = False, exclusive_maximum: bool = False) -> Column:
-    """True for a value below ``minimum`` or above ``maximum`` (None: unbounded)."""
-    if not isinstance(dt, (NumericType, *TIME_TYPES)):
-        raise Skip(f"bounds need a numeric, date or timestamp column, not {dt.simpleString()}")
-    bad = []
-    if minimum is not None:
-        m = lit(minimum, dt)
-        bad.append(col <= m if exclusive_minimum else col < m)
-    if maximum is not None:
-        m = lit(maximum, dt)
-        bad.append(col >= m if exclusive_maximum else col > m)
-    return any_of(bad)
-
-
-def _is_inf(col: Column) -> Column:
-    return (col == F.lit(math.inf)) | (col == F.lit(-math.inf))
-
-
-def _as_string(col: Column, dt: DataType) -> Column:
-    if isinstance(dt, _STRING_TYPES):
-        return col
-    if isinstance(dt, _ATOMIC_VALUE_TYPES):
-        return col.cast("string")
-    raise Skip(f"string checks need an atomic column, not {dt.simpleString()}")
-
-
-def fmt(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return repr(v) if isinstance(v, str) else str(v)
-
-
-def _preview(values: Sequence[Any], n: int = 5) -> str:
-    shown = ", ".join(fmt(v) for v in list(values)[:n])
-    more = f", ... ({len(values)} values)" if len(values) > n else ""
-    return f"[{shown}{more}]"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class Site:
-    """Where a rule runs: the table, and for a property rule the property and its column."""
-
-    def __init__(self, fields: FieldLookup, prop: Property | None, *, schema: StructType, file: str | None,
-                 timestamp_column: str | None = None):
-        self.fields = fields
-        self.prop = prop
-        self.schema = schema
-        self.file = file
-        self.timestamp_column = timestamp_column
-
-    @property
-    def column(self) -> str | None:
-        return self.prop.name if self.prop is not None else None
-
-    def field(self) -> StructField:
-        assert self.prop is not None, "a table-level rule has no column of its own"
-        f = self.fields.get(self.prop.name)
-        if f is None:
-            raise Skip(f"column {self.prop.name!r} is missing from the table")
-        return f
-
-    def col(self) -> Column:
-        return _col(self.field().name)
-
-    def dtype(self) -> DataType:
-        return self.field().dataType
-
-    def eligible(self) -> Column:
-        """Values that value checks look at: not null, NaN, special, or (declared) inf."""
-        assert self.prop is not None
-        col, dt = self.col(), self.dtype()
-        conds = [col.isNotNull()]
-        if isinstance(dt, (FloatType, DoubleType)):
-            conds.append(~F.isnan(col))
-            if self.prop.max_inf_percent is not None:
-                conds.append(~_is_inf(col))
-        specials = []
-        for s in self.prop.special_values:
-            try:
-                specials.append(lit(s.value, dt))
-            except Skip:
-                pass
-        if specials:
-            conds.append(~col.isin(*specials))
-        return all_of(conds)
-
-    def not_in(self, values: Sequence[Any]) -> Column:
-        dt = self.dtype()
-        if not isinstance(dt, _ATOMIC_VALUE_TYPES):
-            raise Skip(f"allowed values need an atomic column, not {dt.simpleString()}")
-        return self.eligible() & ~self.col().isin(*[lit(v, dt) for v in values])
-
 
 # --------------------------------------------------------------------------- the table
 
@@ -401,7 +238,7 @@ def _describe_range(a: Mapping[str, Any]) -> str:
 
 
 def _build_range(site: Site, a: Mapping[str, Any], path: str) -> Column:
-    return site.eligible() & _outside(site.col(), site.dtype(), a.get("minimum"), a.get("maximum"),
+    return site.eligible() & outside(site.col(), site.dtype(), a.get("minimum"), a.get("maximum"),
                                       bool(a.get("exclusive_minimum")), bool(a.get("exclusive_maximum")))
 
 
@@ -438,7 +275,7 @@ def _declare_length(p: Property) -> Iterable[Declared]:
 
 
 def _build_length(site: Site, a: Mapping[str, Any], path: str) -> Column:
-    n = F.char_length(_as_string(site.col(), site.dtype()))
+    n = F.char_length(as_string(site.col(), site.dtype()))
     bad = []
     if a.get("minimum") is not None:
         bad.append(n < F.lit(a["minimum"]))
@@ -492,7 +329,7 @@ def _read_invalid(reader: ValueReader, args: Mapping[str, Any], path: str, level
 
 def _describe_invalid(a: Mapping[str, Any]) -> str:
     valid, pattern, lo, hi = a.get("validValues"), a.get("pattern"), a.get("minimum"), a.get("maximum")
-    parts = ([f"not in {_preview(valid)}"] if valid is not None else []) + (
+    parts = ([f"not in {preview(valid)}"] if valid is not None else []) + (
         [f"not matching {pattern!r}"] if pattern is not None else []) + (
         [f"outside [{'-inf' if lo is None else fmt(lo)}, {'inf' if hi is None else fmt(hi)}]"]
         if lo is not None or hi is not None else [])
@@ -504,9 +341,9 @@ def _build_invalid(site: Site, a: Mapping[str, Any], path: str) -> Column:
     if a.get("validValues") is not None:
         bad.append(site.not_in(a["validValues"]))
     if a.get("pattern") is not None:
-        bad.append(site.eligible() & ~_as_string(site.col(), site.dtype()).rlike(a["pattern"]))
+        bad.append(site.eligible() & ~as_string(site.col(), site.dtype()).rlike(a["pattern"]))
     if a.get("minimum") is not None or a.get("maximum") is not None:
-        bad.append(site.eligible() & _outside(site.col(), site.dtype(), a.get("minimum"), a.get("maximum")))
+        bad.append(site.eligible() & outside(site.col(), site.dtype(), a.get("minimum"), a.get("maximum")))
     return any_of(bad)
 
 
@@ -541,16 +378,16 @@ def _build_sql(site: Site, a: Mapping[str, Any], path: str) -> Column:
     try:
         e = F.expr(a["query"])
     except ParseException as exc:
-        raise SpecError(f"query does not parse: {_first_line(exc)}", file=site.file, key=key) from None
+        raise SpecError(f"query does not parse: {first_line(exc)}", file=site.file, key=key) from None
     spark = SparkSession.getActiveSession()
     if spark is not None:
         empty = spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in site.schema.fields])
         try:
             dt = empty.select(e.alias("ok")).schema["ok"].dataType
         except ParseException as exc:
-            raise SpecError(f"query does not parse: {_first_line(exc)}", file=site.file, key=key) from None
+            raise SpecError(f"query does not parse: {first_line(exc)}", file=site.file, key=key) from None
         except AnalysisException as exc:
-            raise Skip(f"query cannot run on this table: {_first_line(exc)}") from None
+            raise Skip(f"query cannot run on this table: {first_line(exc)}") from None
         if not isinstance(dt, BooleanType):
             raise SpecError(f"query must be a boolean row expression; it gives {dt.simpleString()}",
                             file=site.file, key=key)
@@ -597,7 +434,7 @@ for _kind in (
              read_options=_read_percent("max_nan_percent"),
              declared=_declare("max_nan_percent", "nanValues", "maxNanPercent")),
     RuleKind("infValues", "property option maxInfPercent (logicalType number): at most this % of rows +/-inf",
-             "count", lambda a: "infinite values", _float_check("infinity", _is_inf), options=("maxInfPercent",),
+             "count", lambda a: "infinite values", _float_check("infinity", is_inf), options=("maxInfPercent",),
              read_options=_read_percent("max_inf_percent"),
              declared=_declare("max_inf_percent", "infValues", "maxInfPercent")),
     RuleKind("specialValue", "property option specialValues: [{value, maxPercent|maxCount}], sentinels allowed "
@@ -608,14 +445,14 @@ for _kind in (
              _describe_range, _build_range, options=("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
              read_options=_read_range, declared=_declare_range),
     RuleKind("allowedValues", "property option allowedValues: the values allowed (nulls always are)", "count",
-             lambda a: f"values not in {_preview(a['values'])}", lambda site, a, path: site.not_in(a["values"]),
+             lambda a: f"values not in {preview(a['values'])}", lambda site, a, path: site.not_in(a["values"]),
              options=("allowedValues",), read_options=_read_allowed,
              declared=lambda p: [Declared("allowedValues", f"{p.path}.allowedValues",
                                           arguments={"values": p.allowed_values})]
              if p.allowed_values is not None else []),
     RuleKind("pattern", "property option pattern: a regular expression (Java syntax, Spark rlike)", "count",
              lambda a: f"values not matching {a['pattern']!r}",
-             lambda site, a, path: site.eligible() & ~_as_string(site.col(), site.dtype()).rlike(a["pattern"]),
+             lambda site, a, path: site.eligible() & ~as_string(site.col(), site.dtype()).rlike(a["pattern"]),
              options=("pattern",), read_options=_read_pattern,
              declared=lambda p: [Declared("pattern", f"{p.path}.pattern", arguments={"pattern": p.pattern})]
              if p.pattern is not None else []),
@@ -627,7 +464,7 @@ for _kind in (
     RuleKind("nullValues", "quality: metric nullValues", "count", lambda a: "null values",
              lambda site, a, path: site.col().isNull(), quality="library"),
     RuleKind("missingValues", "quality: metric missingValues: nulls plus arguments.missingValues", "count",
-             lambda a: "missing values (null values" + (f" or {_preview(a['missingValues'])}"
+             lambda a: "missing values (null values" + (f" or {preview(a['missingValues'])}"
                                                          if a.get("missingValues") else "") + ")",
              _build_missing, quality="library", arguments=("missingValues",), read_arguments=_read_missing),
     RuleKind("invalidValues", "quality: metric invalidValues: values outside arguments.validValues, not matching "
