@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spark_audit.drift.compare import reference_bins
-from spark_audit.profile import Grouping, arrow_scan, profile_groups, profiler, resolve_columns
+from spark_audit.profile import Grouping, arrow_scan, profile_groups, profiler, resolve_columns, statistics
 from spark_audit.profile.arrow_scan import Layout, Target
 from spark_audit.profile.exprs import ALL_SKETCHES, Sketches
 
@@ -248,6 +248,6 @@ def test_branch_free_buckets_equal_searchsorted(n_edges):
     x = np.concatenate([rng.standard_cauchy(5000), edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
                         [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e308, -1e308]])
     rng.shuffle(x)
-    got = arrow_scan.buckets(x, edges)
+    got = statistics.buckets(x, edges)
     assert got.dtype.kind == "i" and np.array_equal(got, np.searchsorted(edges, x, side="right"))
     assert got.min() == 0 and got.max() == len(edges)

@@ -11,11 +11,12 @@ compile) cost 47 to 90 s.
 
 Here each Arrow batch is sorted by group once; a column's bucket is one ``searchsorted`` on its
 edges, and every count and sum is a ``bincount`` / ``reduceat`` over the batch: the same 200k x 100
-scan measured 9.4 s against 9.7 s for the bare scan, in one run. The statistics are the ones
-``spark_audit.profile.exprs.column_exprs`` names (``p{i}__nn``, ``__lt{j}``, ...), with the same
-semantics (finite values for moments and bins, -0.0 == 0.0, NaN apart from null, string length in
-code points), so ``column_from_row`` reads either; ``tests/test_arrow_scan.py`` checks the two
-against each other.
+scan measured 9.4 s against 9.7 s for the bare scan, in one run. The statistics, their names
+(``p{i}__nn``, ``__lt{j}``, ...), merges and kernels are declared once in
+``spark_audit.profile.statistics.STATS``, beside their Spark twins, with the same semantics (finite
+values for moments and bins, -0.0 == 0.0, NaN apart from null, string length in code points), so
+``column_from_row`` reads either engine's; ``tests/test_arrow_scan.py`` checks the two against each
+other.
 
 The scan parts' statistics that Spark would keep as typed imperative aggregates or as hundreds of sums
 (``spark_audit.scan.ScanPart.arrow``: a row-hash HLL sketch, the PCA's cross-moments and errors) and the
@@ -43,6 +44,7 @@ from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
 from pyspark.sql import types as T
 
 from spark_audit.names import quote_name as q
+from spark_audit.profile import statistics
 from spark_audit.profile.exprs import ColumnSpec, Sketches
 from spark_audit.profile.state import HLL_LG_K, Bins
 
@@ -71,10 +73,8 @@ class Target:
     top: int = 0  # a string column's exact top-k values, when the column's distinct values allow (TOP_CAP)
 
     def stats(self) -> list[str]:
-        if self.kind == "numeric":
-            binned = ["tlo", "thi", *[f"lt{j}" for j in range(len(self.edges))]] if self.edges else []
-            return ["nn", "nan", "pinf", "zeros", "s1", "s2", "nf", "min", "max", *binned]
-        return ["nn", "empty", "lmin", "lmax", "lsum", *[f"eq{j}" for j in range(len(self.categories))]]
+        """The names of its statistics, in layout order (``spark_audit.profile.statistics.STATS``)."""
+        return [key for _, key in statistics.declared(self.kind, self.edges, self.categories)]
 
 
 @dataclass(frozen=True)
@@ -148,20 +148,24 @@ def targets(columns: Sequence[ColumnSpec], bins: Mapping[str, Bins] | None, cent
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each statistic sits in a group's array, and which positions merge by min / max."""
+    """Where each statistic sits in a group's array, which positions merge by min / max, and which read
+    back as integers: from the statistics' declarations, and the extras' sums (floats that add)."""
 
     keys: tuple[str, ...]
     mins: np.ndarray
     maxs: np.ndarray
-    floats: frozenset[str] = frozenset()  # the extras' sums: read as floats, whatever their name
+    ints: np.ndarray
 
     @classmethod
     def of(cls, ts: Sequence[Target], prefix: str, extras: Sequence[Extra] = ()) -> Layout:
+        declared = [(f"{prefix}{t.index}__{key}", stat) for t in ts
+                    for stat, key in statistics.declared(t.kind, t.edges, t.categories)]
         sums = [k for e in extras for k in e.sums]
-        keys = [f"{prefix}{t.index}__{s}" for t in ts for s in t.stats()] + sums
-        mins = np.asarray([k.endswith(("__min", "__lmin")) and k not in sums for k in keys], dtype=bool)
-        maxs = np.asarray([k.endswith(("__max", "__lmax")) and k not in sums for k in keys], dtype=bool)
-        return cls(tuple(keys), mins, maxs, frozenset(sums))
+        keys = [k for k, _ in declared] + sums
+        merges = [stat.merge for _, stat in declared] + ["sum"] * len(sums)
+        ints = [stat.dtype == "int" for _, stat in declared] + [False] * len(sums)
+        return cls(tuple(keys), np.asarray([m == "min" for m in merges], dtype=bool),
+                   np.asarray([m == "max" for m in merges], dtype=bool), np.asarray(ints, dtype=bool))
 
     def merge(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = a + b
@@ -170,15 +174,13 @@ class Layout:
         return out
 
     def as_row(self, v: np.ndarray) -> dict[str, float | int | None]:
-        """The statistics as ``column_from_row`` reads them: counts as ints, no min/max as None."""
+        """The statistics as ``column_from_row`` reads them: integers as ints, no min/max as None."""
         out: dict[str, float | int | None] = {}
-        for k, x, lo, hi in zip(self.keys, v.tolist(), self.mins, self.maxs, strict=True):
-            if lo or hi:
-                out[k] = None if not np.isfinite(x) else (int(x) if k.endswith(("lmin", "lmax")) else x)
-            elif k in self.floats or k.endswith(("__s1", "__s2", "__tlo", "__thi")):
-                out[k] = x
+        for k, x, lo, hi, whole in zip(self.keys, v.tolist(), self.mins, self.maxs, self.ints, strict=True):
+            if (lo or hi) and not np.isfinite(x):
+                out[k] = None
             else:
-                out[k] = int(round(x))
+                out[k] = int(round(x)) if whole else x
         return out
 
 
@@ -197,104 +199,20 @@ def _segments(batch, n_group: int):
     return order, starts, np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(codes)]))
 
 
-def buckets(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``np.searchsorted(edges, x, side="right")`` (how many edges are <= x; NaN after every edge), as a
-    branch-free binary search: each step is one gather and one comparison over the whole batch. On fresh,
-    unsorted values ``searchsorted`` mispredicts a branch per level per value, and took twice as long."""
-    k = len(edges)
-    size = 1 << k.bit_length()  # a power of two > k: the search ends below it
-    pad = np.full(size, INF)
-    pad[:k] = edges
-    idx = np.zeros(len(x), dtype=np.intp)
-    got, le = np.empty(len(x)), np.empty(len(x), dtype=bool)
-    step = size >> 1
-    with np.errstate(invalid="ignore"):
-        while step:
-            np.take(pad[step - 1:], idx, out=got)  # pad[idx + step - 1]
-            np.less_equal(got, x, out=le)
-            idx += le * step
-            step >>= 1
-    np.minimum(idx, k, out=idx)  # +inf passed the padding too
-    idx[np.isnan(x)] = k
-    return idx
-
-
 def _numeric(col, order: np.ndarray, starts: np.ndarray, seg: np.ndarray, t: Target,
              ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """The column's statistics per segment, and its values and finite mask in segment order (for sketches).
-
-    A column with only finite values (the common case) takes a shorter path: its counts are the segments'
-    lengths, its moments and extremes need no masking."""
-    x = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)[order]  # nulls read as NaN
-    n = len(x)
-    lengths = np.diff(np.r_[starts, n]).astype(np.float64)
-    fin = np.isfinite(x)
-    add = np.add.reduceat
-    if fin.all():
-        zero = np.zeros(len(starts))
-        d = x - t.center
-        stats = [lengths, zero, zero, add(x == 0, starts, dtype=np.float64), add(d, starts), add(d * d, starts),
-                 lengths, np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)]
-        neg_inf = zero
-    else:
-        valid = ~col.is_null().to_numpy(zero_copy_only=False)[order] if col.null_count else np.ones(n, bool)
-        d = np.where(fin, x - t.center, 0.0)
-        with np.errstate(invalid="ignore"):
-            nn, nf = add(valid, starts, dtype=np.float64), add(fin, starts, dtype=np.float64)
-            nan, pinf = add(np.isnan(x) & valid, starts, dtype=np.float64), add(x == INF, starts, dtype=np.float64)
-            stats = [nn, nan, pinf, add(x == 0, starts, dtype=np.float64), add(d, starts), add(d * d, starts), nf,
-                     np.minimum.reduceat(np.where(fin, x, INF), starts),
-                     np.maximum.reduceat(np.where(fin, x, -INF), starts)]
-        neg_inf = nn - nan - pinf - nf
-    if t.edges:
-        e = np.asarray(t.edges)
-        k = len(e) + 1
-        # the number of edges <= x: x < e_j iff bucket <= j. NaN (and null) and +inf land in the last bucket,
-        # which no count reads; -inf in the first, taken out of every count below
-        bucket = buckets(x, e)
-        if len(starts) == 1:
-            counts = np.bincount(bucket, minlength=k)[None, :]
-        else:
-            counts = np.bincount(seg * k + bucket, minlength=len(starts) * k).reshape(len(starts), k)
-        below = np.cumsum(counts, axis=1)[:, :-1] - neg_inf[:, None]
-
-        def tail(at: np.ndarray, dist) -> np.ndarray:  # per segment: the sum of dist over the finite x at ``at``
-            at = at[fin[at]]
-            where = np.searchsorted(starts, at, side="right") - 1
-            return np.bincount(where, weights=dist(x[at]), minlength=len(starts))
-
-        stats += [tail(np.flatnonzero(bucket == 0), lambda v: e[0] - v),
-                  tail(np.flatnonzero(bucket == len(e)), lambda v: v - e[-1]), *below.T.astype(np.float64)]
-    return stats, x, fin
+    """The column's declared statistics per segment, and its values and finite mask in segment order (for
+    its KLL sketch)."""
+    batch = statistics.NumericBatch(col, order, starts, seg, t.center, t.edges)
+    return statistics.numpy_stats("numeric", batch, t.edges, None), batch.x, batch.fin
 
 
 def _categorical(col, order: np.ndarray, starts: np.ndarray, seg: np.ndarray, t: Target,
                  ) -> tuple[list[np.ndarray], np.ndarray, object]:
-    """The column's statistics per segment, plus its dictionary codes in segment order (-1: null) and the
-    dictionary (for the value counts). A string's length, emptiness and category are read once per
-    distinct value of the batch, not once per row."""
-
-    enc = pc.dictionary_encode(col)
-    values = enc.dictionary
-    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[order]  # -1 (null): last
-    length = np.r_[pc.utf8_length(values).to_numpy(zero_copy_only=False).astype(np.float64), 0.0][idx]
-    empty = np.r_[pc.equal(values, "").to_numpy(zero_copy_only=False).astype(bool), False][idx]
-    valid = idx >= 0
-    add = np.add.reduceat
-    stats = [
-        add(valid, starts, dtype=np.float64),
-        add(empty, starts, dtype=np.float64),
-        np.minimum.reduceat(np.where(valid, length, INF), starts),
-        np.maximum.reduceat(np.where(valid, length, -INF), starts),
-        add(length, starts),
-    ]
-    if t.categories:
-        k = len(t.categories) + 1
-        cat = pc.index_in(values, value_set=pa.array(list(t.categories), pa.string())).fill_null(k - 1)
-        code = np.r_[cat.to_numpy(zero_copy_only=False).astype(np.int64), k - 1][idx]  # not a category: k - 1
-        counts = np.bincount(seg * k + code, minlength=len(starts) * k).reshape(len(starts), k)[:, :-1]
-        stats += list(counts.T.astype(np.float64))
-    return stats, idx, values
+    """The column's declared statistics per segment, plus its dictionary codes in segment order (-1: null)
+    and the dictionary (for the value counts)."""
+    batch = statistics.StringBatch(col, order, starts, seg, t.categories)
+    return statistics.numpy_stats("categorical", batch, None, t.categories), batch.codes, batch.dictionary
 
 
 def _value_counts(idx: np.ndarray, dictionary, seg: np.ndarray, counters: list[dict | None]) -> None:
@@ -370,8 +288,6 @@ def batch_function(ts: Sequence[Target], n_group: int, kll_k: int = 200, top_cap
     that keeps an HLL sketch."""
 
     def run(batches: Iterator) -> Iterator:
-
-
         acc: dict[tuple, np.ndarray] = {}
         sketches: dict[tuple, list] = {}
         values_of: dict[tuple, list[dict | None]] = {}  # per group: one value counter per target with top
@@ -461,8 +377,6 @@ def merge_function(ts: Sequence[Target], extras: Sequence[Extra] = ()):
     (every partial row of a group lands in the same task), merged into one row per group."""
 
     def run(batches: Iterator) -> Iterator:
-
-
         layout = Layout.of(ts, "", extras)
         tops = [t.top for t in ts if t.top]
         n_kll = sum(1 for t in ts if t.kll)
@@ -527,9 +441,6 @@ def arrow_stats(grouped, key: str, ts: Sequence[Target], prefix: str, kll_k: int
     target's top values, when it counts them, ``p{i}__top`` (``{value: count}``, or None where a group had
     more than ``TOP_CAP`` distinct values in one task: Spark counts those). The ``extras`` add their own
     names (``Extra``)."""
-
-
-
     layout = Layout.of(ts, prefix, extras)
     with_kll = [t for t in ts if t.kll]
     # one SQL select (a Column per expression would cost a round trip to the JVM each, seconds at 100 columns)

@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datasketches import kll_doubles_sketch
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_audit.errors import DataError
 from spark_audit.names import col as _c
+from spark_audit.profile import statistics
 from spark_audit.profile.state import HLL_LG_K, Bins, ColumnProfile
+from spark_audit.profile.statistics import SparkColumn
 
 INF = float("inf")
 
@@ -138,54 +139,23 @@ def column_exprs(
     i: int, col: ColumnSpec, *, prefix: str, kll_k: int, bins: Bins | None, center: float = 0.0,
     sketches: Sketches = ALL_SKETCHES,
 ) -> list[Column]:
+    """The column's declared statistics (``spark_audit.profile.statistics.STATS``) as aggregate expressions,
+    and its sketches where ``sketches`` keeps them."""
     p = f"{prefix}{i}__"
-    c = _c(col.name)
-    out = [F.count(c).alias(p + "nn")]
+    edges, categories = _reference_bins(col, bins)
+    out = statistics.spark_aggregates(p, col.kind, SparkColumn(col.name, center, edges, categories))
     if sketches.hll_for(col):
         out.append(hll_agg(col.name).alias(p + "hll"))
-    if col.kind == "numeric":
-        x = c.cast("double")
-        f = finite(col.name)
-        out += [
-            F.count_if(F.isnan(x)).alias(p + "nan"),
-            F.count_if(x == F.lit(INF)).alias(p + "pinf"),
-            F.count_if(x == 0).alias(p + "zeros"),
-            # moments as plain sums of (x - center): cheaper per row than avg/var_pop (no division),
-            # and centring on the reference's mean keeps sum((x - c)^2) - sum(x - c)^2 / n accurate
-            F.sum(f - F.lit(center)).alias(p + "s1"),
-            F.sum((f - F.lit(center)) * (f - F.lit(center))).alias(p + "s2"),
-        ]
-        if sketches.kll_for(col, bins):
-            # the sketch also gives, exactly, the finite count, the min and the max, so those cost no
-            # aggregate of their own (nor does -inf: the non-null values left over)
-            out.append(kll_agg(col.name, kll_k).alias(p + "kll"))
-        else:
-            out += [F.count(f).alias(p + "nf"), F.min(f).alias(p + "min"), F.max(f).alias(p + "max")]
-        if bins is not None and bins.edges is not None:
-            # cumulative counts below each inner edge; the last bin is the rest
-            out += [F.count_if(f < F.lit(e)).alias(f"{p}lt{j}") for j, e in enumerate(bins.edges)]
-            if bins.edges:
-                # exact tails: how far values reach below the first edge and above the last one
-                # (sums of (e_1 - x)^+ and (x - e_K)^+), so Wasserstein from the bins sees outliers
-                lo, hi = F.lit(bins.edges[0]), F.lit(bins.edges[-1])
-                out += [F.sum(F.when(f < lo, lo - f)).alias(p + "tlo"), F.sum(F.when(f >= hi, f - hi)).alias(p + "thi")]
-    elif col.kind == "categorical":
-        s = c.cast("string")
-        n = F.length(s)
-        out += [
-            F.count_if(s == "").alias(p + "empty"),
-            F.min(n).alias(p + "lmin"),
-            F.max(n).alias(p + "lmax"),
-            F.sum(n).alias(p + "lsum"),
-        ]
-        if bins is not None and bins.categories is not None:
-            out += [F.count_if(s == F.lit(v)).alias(f"{p}eq{j}") for j, v in enumerate(bins.categories)]
-    elif col.kind == "boolean":
-        out += [F.count_if(c).alias(p + "true"), F.count_if(~c).alias(p + "false")]
-    elif col.kind == "timestamp":
-        micros = F.unix_micros(c.cast("timestamp"))
-        out += [F.min(micros).alias(p + "tmin"), F.max(micros).alias(p + "tmax")]
+    if sketches.kll_for(col, bins):
+        out.append(kll_agg(col.name, kll_k).alias(p + "kll"))
     return out
+
+
+def _reference_bins(col: ColumnSpec, bins: Bins | None) -> tuple[tuple[float, ...] | None, tuple[str, ...] | None]:
+    """The reference's edges of a numeric column and categories of a string column (None: not binned)."""
+    if bins is None:
+        return None, None
+    return (bins.edges if col.kind == "numeric" else None), (bins.categories if col.kind == "categorical" else None)
 
 
 def profile_exprs(
@@ -223,47 +193,37 @@ def column_from_row(
     i: int, col: ColumnSpec, row: Mapping[str, Any], *, prefix: str, bins: Bins | None, rows: int,
     center: float = 0.0,
 ) -> ColumnProfile:
+    """The column's profile from a group's statistics (either engine's: the same names). Declared
+    statistics with a ``field`` fill it as they are; the rest go through the formulas below."""
     p = f"{prefix}{i}__"
     g = row.get
     nn = int(g(p + "nn") or 0)
     base: dict[str, Any] = dict(
         name=col.name, kind=col.kind, dtype=col.dtype, count=rows, nulls=rows - nn, hll=_bytes(g(p + "hll"))
     )
+    edges, categories = _reference_bins(col, bins)
+    for stat, key in statistics.declared(col.kind, edges, categories):
+        if stat.field:
+            v = g(p + key)
+            base[stat.field] = int(v or 0) if stat.merge == "sum" else (None if v is None else int(v))
     if col.kind == "numeric":
-        kll = _bytes(g(p + "kll"))
-        if p + "nf" in row:  # profiled without a sketch: exact count, min and max of their own
-            nf = int(g(p + "nf") or 0)
-            lo, hi = (None, None) if not nf else (float(g(p + "min")), float(g(p + "max")))
-        else:
-            sketch = kll_doubles_sketch.deserialize(kll) if kll is not None else None
-            nf = int(sketch.n) if sketch is not None else 0
-            lo, hi = (None, None) if not nf else (float(sketch.get_min_value()), float(sketch.get_max_value()))
-        nan, pinf = int(g(p + "nan") or 0), int(g(p + "pinf") or 0)
-        ninf = nn - nf - nan - pinf
+        nf = base["n_finite"]
+        lo, hi = (None, None) if not nf else (float(g(p + "min")), float(g(p + "max")))
         s1, s2 = float(g(p + "s1") or 0.0), float(g(p + "s2") or 0.0)
         hist = None
-        if bins is not None and bins.edges is not None:
-            below = [int(g(f"{p}lt{j}") or 0) for j in range(len(bins.edges))]
+        if edges is not None:
+            below = [int(g(f"{p}lt{j}") or 0) for j in range(len(edges))]
             cum = [0, *below, nf]
-            tails = (float(g(p + "tlo") or 0.0), float(g(p + "thi") or 0.0)) if bins.edges else None
-            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:], strict=False)), edges=bins.edges,
-                        tails=tails)
+            tails = (float(g(p + "tlo") or 0.0), float(g(p + "thi") or 0.0)) if edges else None
+            hist = Bins(counts=tuple(b - a for a, b in zip(cum, cum[1:], strict=False)), edges=edges, tails=tails)
         base.update(
-            nan=nan, pos_inf=pinf, neg_inf=ninf, zeros=int(g(p + "zeros") or 0), n_finite=nf,
+            neg_inf=nn - nf - base["nan"] - base["pos_inf"],
             mean=center + s1 / nf if nf else None, m2=max(s2 - s1 * s1 / nf, 0.0) if nf else None,
-            min=lo, max=hi, kll=kll, bins=hist,
+            min=lo, max=hi, kll=_bytes(g(p + "kll")), bins=hist,
         )
-    elif col.kind == "categorical":
-        hist = None
-        if bins is not None and bins.categories is not None:
-            known = [int(g(f"{p}eq{j}") or 0) for j in range(len(bins.categories))]
-            hist = Bins(counts=(*known, nn - sum(known)), categories=bins.categories)
-        base.update(
-            empty=int(g(p + "empty") or 0), len_min=g(p + "lmin"), len_max=g(p + "lmax"),
-            len_sum=int(g(p + "lsum") or 0), bins=hist,
-        )
-    elif col.kind == "boolean":
-        base.update(n_true=int(g(p + "true") or 0), n_false=int(g(p + "false") or 0))
+    elif col.kind == "categorical" and categories is not None:
+        known = [int(g(f"{p}eq{j}") or 0) for j in range(len(categories))]
+        base["bins"] = Bins(counts=(*known, nn - sum(known)), categories=categories)
     elif col.kind == "timestamp":
         tmin, tmax = g(p + "tmin"), g(p + "tmax")
         base.update(min=None if tmin is None else tmin / 1e6, max=None if tmax is None else tmax / 1e6)

@@ -69,6 +69,9 @@ def _list(t: tuple | None) -> list | None:
     return None if t is None else list(t)
 
 
+_SUM, _MIN, _MAX = {"merge": "sum"}, {"merge": "min"}, {"merge": "max"}
+
+
 @dataclass(frozen=True)
 class ColumnProfile:
     """The mergeable state of one column in one group (window x slice x model version)."""
@@ -76,31 +79,32 @@ class ColumnProfile:
     name: str
     kind: str
     dtype: str
-    count: int = 0  # rows, null or not
-    nulls: int = 0
+    # each count, sum and extreme says how two groups' values merge (``_SUM``, ``_MIN``, ``_MAX``)
+    count: int = field(default=0, metadata=_SUM)  # rows, null or not
+    nulls: int = field(default=0, metadata=_SUM)
     # numeric
-    nan: int = 0
-    pos_inf: int = 0
-    neg_inf: int = 0
-    zeros: int = 0
-    n_finite: int = 0
+    nan: int = field(default=0, metadata=_SUM)
+    pos_inf: int = field(default=0, metadata=_SUM)
+    neg_inf: int = field(default=0, metadata=_SUM)
+    zeros: int = field(default=0, metadata=_SUM)
+    n_finite: int = 0  # with mean and m2: merged as moments
     mean: float | None = None
     m2: float | None = None  # sum of squared deviations from the mean, finite values
     # numeric and timestamp (epoch seconds); for strings, lengths live in len_*
-    min: float | None = None
-    max: float | None = None
+    min: float | None = field(default=None, metadata=_MIN)
+    max: float | None = field(default=None, metadata=_MAX)
     kll: bytes | None = None
     hll: bytes | None = None
     # strings
-    empty: int = 0
-    len_min: int | None = None
-    len_max: int | None = None
-    len_sum: int = 0
+    empty: int = field(default=0, metadata=_SUM)
+    len_min: int | None = field(default=None, metadata=_MIN)
+    len_max: int | None = field(default=None, metadata=_MAX)
+    len_sum: int = field(default=0, metadata=_SUM)
     top: dict[str, int] = field(default_factory=dict)
     top_k: int = 0
     # boolean
-    n_true: int = 0
-    n_false: int = 0
+    n_true: int = field(default=0, metadata=_SUM)
+    n_false: int = field(default=0, metadata=_SUM)
     bins: Bins | None = None
 
     # ----- metrics derived from the state -----
@@ -267,30 +271,19 @@ class ColumnProfile:
             if self.bins.tails is not None and other.bins.tails is not None:
                 tails = (self.bins.tails[0] + other.bins.tails[0], self.bins.tails[1] + other.bins.tails[1])
             bins = replace(self.bins, counts=summed, tails=tails)
+        merged = {f.name: _MERGES[f.metadata["merge"]](getattr(self, f.name), getattr(other, f.name))
+                  for f in fields(self) if "merge" in f.metadata}
         return replace(
             self,
+            **merged,
             dtype=self.dtype if self.dtype == other.dtype else f"{self.dtype}|{other.dtype}",
-            count=self.count + other.count,
-            nulls=self.nulls + other.nulls,
-            nan=self.nan + other.nan,
-            pos_inf=self.pos_inf + other.pos_inf,
-            neg_inf=self.neg_inf + other.neg_inf,
-            zeros=self.zeros + other.zeros,
             n_finite=n,
             mean=mean,
             m2=m2,
-            min=_opt(min, self.min, other.min),
-            max=_opt(max, self.max, other.max),
             kll=_merge_kll(self.kll, other.kll),
             hll=_merge_hll(self.hll, other.hll),
-            empty=self.empty + other.empty,
-            len_min=_opt(min, self.len_min, other.len_min),
-            len_max=_opt(max, self.len_max, other.len_max),
-            len_sum=self.len_sum + other.len_sum,
             top=top,
             top_k=top_k,
-            n_true=self.n_true + other.n_true,
-            n_false=self.n_false + other.n_false,
             bins=bins,
         )
 
@@ -325,6 +318,9 @@ def _opt(fn, a, b):
     if b is None:
         return a
     return fn(a, b)
+
+
+_MERGES = {"sum": lambda a, b: a + b, "min": lambda a, b: _opt(min, a, b), "max": lambda a, b: _opt(max, a, b)}
 
 
 def _merge_moments(na: int, ma: float | None, m2a: float | None, nb: int, mb: float | None, m2b: float | None):
