@@ -101,6 +101,7 @@ def test_arrow_pass_matches_spark_aggregates(spark, frames, caplog):
     # the cases the fixture is there for really occur
     x = [g.profile.columns["x"] for g in fast]
     assert sum(c.nan for c in x) and sum(c.pos_inf for c in x) and sum(c.neg_inf for c in x) and sum(c.zeros for c in x)
+    assert sum(c.negatives for c in x)  # compared between the engines above, as every declared statistic
     assert any(g.profile.columns["k"].n_finite == 0 for g in fast)  # south: all null
     assert any(c.bins.tails[1] > 0 for c in x)
     cat = [g.profile.columns["cat"] for g in fast]

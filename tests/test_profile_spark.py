@@ -64,6 +64,7 @@ def test_profile_matches_numpy(table):
     assert x.pos_inf == sum(v == float("inf") for v in xs)
     assert x.neg_inf == sum(v == float("-inf") for v in xs) > 0
     assert x.zeros == sum(v == 0.0 for v in xs)
+    assert x.negatives == int((fin < 0).sum()) > 0  # finite values only: -inf is not counted
     assert x.n_finite == len(fin)
     assert x.mean == pytest.approx(fin.mean(), rel=1e-12)
     assert x.std == pytest.approx(fin.std(ddof=1), rel=1e-9)
@@ -120,7 +121,8 @@ def test_windows_and_slices_merge_to_the_unsplit_profile(table):
         assert merged.row_count == whole.profile.row_count
         for name, w in whole.profile.columns.items():
             m = merged.columns[name]
-            for f in ("count", "nulls", "nan", "pos_inf", "neg_inf", "zeros", "n_finite", "min", "max", "empty",
+            for f in ("count", "nulls", "nan", "pos_inf", "neg_inf", "zeros", "negatives", "n_finite", "min", "max",
+                      "empty",
                       "len_min", "len_max", "len_sum", "n_true", "n_false"):
                 assert getattr(m, f) == getattr(w, f), (name, f)
             if w.mean is not None:

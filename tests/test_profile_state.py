@@ -25,7 +25,8 @@ def numeric_profile(values: np.ndarray, name: str = "x") -> ColumnProfile:
     return ColumnProfile(
         name=name, kind="numeric", dtype="double", count=len(values), nulls=nulls,
         nan=int(np.sum(np.isnan(values))) - nulls, pos_inf=int(np.sum(values == np.inf)),
-        neg_inf=int(np.sum(values == -np.inf)), zeros=int(np.sum(values == 0)), n_finite=len(fin),
+        neg_inf=int(np.sum(values == -np.inf)), zeros=int(np.sum(values == 0)), negatives=int(np.sum(fin < 0)),
+        n_finite=len(fin),
         mean=float(fin.mean()) if len(fin) else None,
         m2=float(((fin - fin.mean()) ** 2).sum()) if len(fin) else None,
         min=float(fin.min()) if len(fin) else None, max=float(fin.max()) if len(fin) else None,
@@ -45,7 +46,7 @@ def data(seed=0, n=3000):
 
 
 def assert_same_exact(a: ColumnProfile, b: ColumnProfile):
-    for f in ("count", "nulls", "nan", "pos_inf", "neg_inf", "zeros", "n_finite", "min", "max"):
+    for f in ("count", "nulls", "nan", "pos_inf", "neg_inf", "zeros", "negatives", "n_finite", "min", "max"):
         assert getattr(a, f) == getattr(b, f), f
     assert a.mean == pytest.approx(b.mean, rel=1e-12)
     assert a.m2 == pytest.approx(b.m2, rel=1e-9)

@@ -87,6 +87,7 @@ class ColumnProfile:
     pos_inf: int = field(default=0, metadata=_SUM)
     neg_inf: int = field(default=0, metadata=_SUM)
     zeros: int = field(default=0, metadata=_SUM)
+    negatives: int = field(default=0, metadata=_SUM)  # finite values below 0 (a sign flip, a sentinel)
     n_finite: int = 0  # with mean and m2: merged as moments
     mean: float | None = None
     m2: float | None = None  # sum of squared deviations from the mean, finite values
@@ -242,6 +243,7 @@ class ColumnProfile:
             q = self.quantiles([0.01, 0.25, 0.5, 0.75, 0.99]) or [None] * 5
             out.update(
                 nan=self.nan, pos_inf=self.pos_inf, neg_inf=self.neg_inf, zeros=self.zeros,
+                negatives=self.negatives,
                 nan_fraction=self.nan_fraction, min=self.min, max=self.max, mean=self.mean,
                 std=self.std, p01=q[0], p25=q[1], p50=q[2], p75=q[3], p99=q[4],
             )

@@ -290,6 +290,8 @@ register(Stat("zeros", _NUM, "sum", "int", lambda s, _: F.count_if(s.x == 0), la
 register(Stat("s1", _NUM, "sum", "float", lambda s, _: F.sum(s.d), lambda b: np.add.reduceat(b.d, b.starts)))
 register(Stat("s2", _NUM, "sum", "float", lambda s, _: F.sum(s.d * s.d),
               lambda b: np.add.reduceat(b.d * b.d, b.starts)))
+register(Stat("negatives", _NUM, "sum", "int", lambda s, _: F.count_if(s.f < 0),
+              lambda b: b.add(b.fin & (b.x < 0)), field="negatives"))
 register(Stat("nf", _NUM, "sum", "int", lambda s, _: F.count(s.f), lambda b: b.nf, field="n_finite"))
 register(Stat("min", _NUM, "min", "float", lambda s, _: F.min(s.f),
               lambda b: np.minimum.reduceat(b.finite_or(INF), b.starts)))
