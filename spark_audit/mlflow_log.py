@@ -61,7 +61,7 @@ from spark_audit.rows import finite
 from spark_audit.rubric import score_text
 from spark_audit.spec import AuditSpec
 from spark_audit.timeutil import iso_utc, parse_iso
-from spark_audit.tracking import lost_server, mlflow_run, tracking_uri
+from spark_audit.tracking import lost_server, mlflow_run, ui_url
 
 
 def _param_value(v: Any) -> str:
@@ -253,7 +253,7 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         return
     summary_text = audit_summary(result.findings, start, end) if result.incidents is None else \
         incidents_summary([i.severity for i in result.active], start, end)
-    link = run_link(ui_url(client, spec), exp_id, run_id)
+    link = run_link(ui_url(client, spec.mlflow.ui_url), exp_id, run_id)
     tags = [(Tag.AUDIT_STATUS, status(result.status_severity)),  # health: the active incidents' worst
             (Tag.AUDIT_SUMMARY, summary_text),
             (Tag.AUDIT_RUN, link)]
@@ -271,14 +271,9 @@ def _tag_model_version(client, spec: AuditSpec, result: AuditResult, run_id: str
         _link_logged_model(client, run_id, model_id)
 
 
-def ui_url(client, spec: AuditSpec) -> str:
-    """Where people open MLflow: ``mlflow.ui_url``, else the tracking server's address."""
-    return spec.mlflow.ui_url or tracking_uri(client)
-
-
 def audit_run_url(client, spec: AuditSpec, run_id: str) -> str:
     """The audit run's page (in the ML view) when there is a UI to link to, else ``runs:/<id>``."""
-    return run_link(ui_url(client, spec), client.get_run(run_id).info.experiment_id, run_id)
+    return run_link(ui_url(client, spec.mlflow.ui_url), client.get_run(run_id).info.experiment_id, run_id)
 
 
 def logged_model_id(mv) -> str | None:

@@ -54,6 +54,12 @@ def tracking_uri(client) -> str:
     return mlflow.get_tracking_uri()
 
 
+def ui_url(client, configured: str | None = None) -> str:
+    """Where people open MLflow: the spec's ``mlflow.ui_url`` (``configured``), else the tracking server's
+    address (a SQLite store has no page: ``run_link`` then writes ``runs:/<id>``)."""
+    return configured or tracking_uri(client)
+
+
 def _chain(e: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     cur: BaseException | None = e

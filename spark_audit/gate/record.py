@@ -23,7 +23,7 @@ from spark_audit.mlflow_text import Tag, description, metric_key, run_link, vers
 from spark_audit.reference import ensure_experiment, resolve_model_version
 from spark_audit.rows import finite
 from spark_audit.spec import AuditSpec
-from spark_audit.tracking import mlflow_run, tracking_calls, tracking_uri
+from spark_audit.tracking import mlflow_run, tracking_calls, ui_url
 
 GATE_JSON = "spark_audit/gate.json"
 GATE_MD = "spark_audit/gate.md"
@@ -86,7 +86,7 @@ def _tag_candidate(client, spec: AuditSpec, result: GateResult, exp_id: str, run
             raise ReferenceError_(f"model version {result.candidate} of {spec.model.name!r} is not registered: "
                                   f"@{promote} cannot move to it") from None
         return
-    link = run_link(spec.mlflow.ui_url or tracking_uri(client), exp_id, run_id)
+    link = run_link(ui_url(client, spec.mlflow.ui_url), exp_id, run_id)
     text = gate_summary(result)
     for key, value in ((Tag.GATE_STATUS, "pass" if result.passed else "fail"),
                        (Tag.GATE_CHAMPION, result.champion), (Tag.GATE_SUMMARY, text), (Tag.GATE_RUN, link)):
