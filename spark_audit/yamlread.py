@@ -18,6 +18,10 @@ import yaml
 
 from spark_audit.errors import SpecError
 
+# libyaml's parser where PyYAML was built with it (the wheels are): the same documents, 5-10x faster on a
+# contract of thousands of lines
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_yaml(path: str | Path, what: str) -> Any:
     """The document of a YAML file; ``what`` names it in errors ("audit spec", "contract")."""
@@ -32,7 +36,7 @@ def load_yaml(path: str | Path, what: str) -> Any:
 def loads_yaml(text: str, *, file: str) -> Any:
     """The document of YAML text, refusing malformed YAML and duplicate keys with their key path."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -64,7 +68,7 @@ def _yaml_scan(text: str) -> tuple[str, tuple[str, int] | None]:
 
     node_events = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
     try:
-        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        for ev in yaml.parse(text, Loader=_LOADER):
             if isinstance(ev, node_events) and stack:
                 top = stack[-1]
                 if top[0] == "map":
