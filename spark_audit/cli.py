@@ -88,9 +88,11 @@ def _validate_json(args: argparse.Namespace) -> int:
     if spec.contract:
         from spark_audit.contract import load_contract
 
-        contract = load_contract(spec.contract.path).id
+        loaded = load_contract(spec.contract.path)
+        contract = loaded.id
+        unrun = [{"path": u.path, "what": u.what, "reason": u.reason} for u in loaded.unrun]
     _print_json({"spec": args.spec, "ok": True, "features": len(spec.features), "contract": contract,
-                 "spec_hash": spec.published_hash()})
+                 "spec_hash": spec.published_hash(), **({"contract_not_checked": unrun} if spec.contract else {})})
     return 0
 
 
@@ -107,7 +109,11 @@ def _run(args: argparse.Namespace) -> int:
 
             contract = load_contract(spec.contract.path)
             extra = f", contract {contract.id} {contract.version}"
+            if contract.unrun:
+                extra += f"; {len(contract.unrun)} thing(s) of it not checked"
         print(f"{args.spec}: ok ({len(spec.features)} features{extra}, spec hash {spec.published_hash()})")
+        for u in contract.unrun if spec.contract else ():
+            print(f"  not checked: {u.describe()}")
         return 0
     if args.command == "demo":
         return _demo(args, progress)
@@ -322,6 +328,8 @@ def _contract_check(args: argparse.Namespace, progress) -> int:
     for r in results:
         mark = "ok" if r.passed else ("skipped" if r.passed is None else r.severity.upper())
         print(f"{mark:<9} {r.rule_id:<40} {r.message}")
+    for u in contract.unrun:
+        print(f"{'info':<9} not checked: {u.describe()}")
     worst = worst_severity(results)
     print(f"{len(results) - len(failing)} passed, {len(failing)} failed; worst severity: {worst or 'none'}")
     return exit_code(worst)

@@ -443,3 +443,25 @@ def test_a_new_rule_is_one_registry_entry(people, monkeypatch):
     assert {r.kind for r in plan.rules} <= set(RULES)
     [row] = sample_bad_rows(people, plan, rules=["no_blanks"])
     assert json.loads(row["row_json"])["country"] == ""
+
+
+def test_physical_names_and_a_composite_primary_key(spark, tmp_path):
+    """The table's columns are not the logical names (physicalName); the primary key is two columns
+    (primaryKeyPosition). Exactly the injected duplicate key and null key part are found, and the physical
+    types another system names (``int4``) or Spark reads as strings (``varchar(18)``) raise no typeChange."""
+    rows = [("c1", 1, "a"), ("c1", 2, "b"), ("c2", 1, "c"), ("c2", 1, "d"), (None, 3, "e"), ("c3", 4, "f")]
+    df = _delta(spark, tmp_path / "orders", rows, "CUST_ID string, ORDER_NO int, NOTE string")
+    doc = contract(
+        prop("customer", physicalName="CUST_ID", physicalType="varchar(18)", primaryKey=True, primaryKeyPosition=1),
+        prop("order", "integer", physicalName="ORDER_NO", physicalType="int4", primaryKey=True,
+             primaryKeyPosition=2),
+        prop("note", physicalName="NOTE", required=True),
+    )
+    c = parse_contract(doc)
+    assert [u.what for u in c.unrun] == ["the physicalType of 1 property (int4)"]
+    results = run(df, doc)
+    failed = {rid: r.failing_count for rid, r in results.items() if r.passed is False}
+    assert failed == {"customer.primaryKey.required": 1, "people.primaryKey": 1}, failed
+    assert not any(r.rule in ("missingColumn", "typeChange", "unexpectedColumn") for r in results.values())
+    assert results["note.required"].passed and results["order.primaryKey.required"].passed
+    assert results["people.primaryKey"].column == "CUST_ID, ORDER_NO"

@@ -79,8 +79,6 @@ def test_unknown_key_names_full_path_and_allowed_keys():
     (lambda d: d["schema"][0]["properties"][1].update(requird=True), "schema[0].properties[1].requird"),
     (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimun": 0}),
      "schema[0].properties[1].logicalTypeOptions.minimun"),
-    (lambda d: d["schema"][0]["properties"][1].update(customProperties=[{"property": "maxNaNPercent", "value": 1}]),
-     "schema[0].properties[1].customProperties[0].property"),
     (lambda d: d["schema"][0]["properties"][1].update(
         customProperties=[{"property": "specialValues", "value": [{"value": -1, "maxPct": 5}]}]),
      "schema[0].properties[1].customProperties[0].value[0].maxPct"),
@@ -154,10 +152,6 @@ def test_odcs_descriptive_keys_are_accepted():
      "schema[0].quality[0].implementation.metric", "expected one of freshness"),
     (lambda d: d["schema"][0]["properties"][1].update(quality=[fresh({"mustBeLessThan": 3})]),
      "schema[0].properties[1].quality[0].implementation.metric", "table-level"),
-    (lambda d: d["schema"][0].update(quality=[{"type": "sql", "query": "SELECT count(*) FROM t", "mustBe": 0}]),
-     "schema[0].quality[0].query", "boolean row expression"),
-    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "soda", "implementation": "checks"}]),
-     "schema[0].quality[0].engine", "engine: spark-audit"),
     (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "spark-audit", "implementation": "x"}]),
      "schema[0].quality[0].implementation", "expected a mapping"),
     (lambda d: d["schema"][0].update(quality=[{"metric": "duplicateValues", "mustBe": 0,
@@ -184,12 +178,6 @@ def test_odcs_descriptive_keys_are_accepted():
      "schema[0].properties[1].quality[0].mustBe", "unknown key"),
     (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"minimum": 1, "exclusiveMinimum": 0}),
      "schema[0].properties[1].logicalTypeOptions.exclusiveMinimum", "not both"),
-    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"multipleOf": 5}),
-     "schema[0].properties[1].logicalTypeOptions.multipleOf", "does not check multipleOf"),
-    (lambda d: d["schema"][0]["properties"][1].update(logicalType="time"),
-     "schema[0].properties[1].logicalType", "expected one of string, integer"),
-    (lambda d: d["schema"][0]["properties"][1].update(logicalType="object", properties=[{"name": "x"}]),
-     "schema[0].properties[1].properties", "nested"),
     (lambda d: d.update(description={"purpose": "p", "usgae": "u"}), "description.usgae", "did you mean 'usage'"),
     (lambda d: d["schema"][0].update(customProperties=[{"property": "unexpectedColumns", "value": "warn"}]),
      "schema[0].customProperties[0].value", "ignore"),
@@ -340,3 +328,58 @@ def test_duplicate_yaml_key_is_an_error():
         loads_contract(text, file="dup.yaml")
     assert info.value.key == "schema[0].properties[4].required"
     assert "duplicate key" in str(info.value)
+
+
+@pytest.mark.parametrize("mutate, path, words", [
+    (lambda d: d["schema"][0]["properties"][1].update(customProperties=[{"property": "maxNaNPercent", "value": 1}]),
+     "schema[0].properties[1].customProperties[0].property", "did you mean 'maxNanPercent'"),
+    (lambda d: d["schema"][0].update(quality=[{"type": "custom", "engine": "soda", "implementation": "checks"}]),
+     "schema[0].quality[0]", "engine soda"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalTypeOptions={"multipleOf": 5}),
+     "schema[0].properties[1].logicalTypeOptions.multipleOf", "logicalTypeOptions.multipleOf"),
+    (lambda d: d["schema"][0]["properties"][1].update(logicalType="object", properties=[{"name": "x"}]),
+     "schema[0].properties[1].properties", "nested properties of 'age'"),
+    (lambda d: d["schema"][0]["properties"][1].update(physicalType="int4"),
+     "schema[0].properties[1].physicalType", "not Spark type names"),
+    (lambda d: d["schema"][0]["properties"][1].pop("logicalType") and
+     d["schema"][0]["properties"][1].update(customProperties=[{"property": "maxNanPercent", "value": 5}]),
+     "schema[0].properties[1].customProperties[0].value", "maxNanPercent of 'age' not checked (the property has no "
+                                                          "logicalType"),
+])
+def test_a_valid_contract_loads_and_lists_what_is_not_checked(mutate, path, words):
+    doc = base()
+    mutate(doc)
+    c = parse_contract(doc, file="c.yaml")
+    assert [u.path for u in c.unrun] == [path], c.unrun
+    assert words in c.unrun[0].describe()
+
+
+def test_free_form_custom_properties_time_and_no_logical_type_are_accepted():
+    doc = base()
+    props = doc["schema"][0]["properties"]
+    props[0].update(customProperties=[{"property": "pii", "value": True}, {"property": "enumValues", "value": [1]},
+                                      {"property": "tags", "value": ["a"]}], primaryKey=True,
+                    physicalName="ID_COL")
+    props.append({"name": "at", "logicalType": "time"})
+    props.append({"name": "n", "physicalType": "bigint"})  # no logicalType: the Spark physicalType says integer
+    props.append({"name": "m"})
+    c = parse_contract(doc)
+    assert c.unrun == ()  # free-form metadata is data, not an unchecked rule
+    obj = c.schema_object()
+    assert obj.property("id").column == "ID_COL" and obj.primary_key() == (obj.property("id"),)
+    assert (obj.property("at").logical_type, obj.property("n").logical_type, obj.property("m").logical_type) == \
+        ("time", "integer", None)
+
+
+@pytest.mark.parametrize("query, kind", [
+    ("SELECT count(*) FROM {object} WHERE age < 0", "sqlQuery"),
+    # a comment or a parenthesis in front of the SELECT is still a query that returns a value
+    ("-- rows\n(select count(*) from {object})", "sqlQuery"),
+    ("/* x */ WITH a AS (SELECT 1) SELECT count(*) FROM a", "sqlQuery"),
+    ("age >= 18 OR plan = 'kids'", "sql"),
+])
+def test_a_sql_rule_is_a_row_expression_or_a_query_that_returns_a_value(query, kind):
+    doc = base()
+    doc["schema"][0]["quality"] = [{"id": "q", "type": "sql", "query": query, "mustBeLessThan": 5}]
+    [rule] = parse_contract(doc).schema_object().quality
+    assert rule.metric == kind and not rule.arguments["query"].startswith(("--", "/*"))

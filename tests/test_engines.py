@@ -24,7 +24,7 @@ T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 # what tells two runs apart (the audit key hashes the output location too), not what they computed
 RUN_COLUMNS = {"audit_key", "audit_run_id", "mlflow_run_id", "run_id", "audited_at", "created_at", "started_at",
                "finished_at", "output", "recorded_at", "first_seen_at", "last_seen_at", "written_at"}
-TABLES = ("profile_metrics", "drift_metrics", "dataset_drift", "performance_metrics", "findings")
+TABLES = ("profile_metrics", "drift_metrics", "dataset_drift", "performance_metrics", "findings", "contract_violations")
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +46,38 @@ def table(spark, tmp_path_factory):
     return path
 
 
+CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+id: engines
+version: "1"
+status: active
+schema:
+  - name: engines
+    customProperties: [{property: unexpectedColumns, value: ignore}]
+    quality:
+      - {id: few_high, type: sql, query: "SELECT count(*) FROM {object} WHERE x > 2.5", mustBeLessThan: 8}
+    properties:
+      - name: x
+        logicalType: number
+        quality:
+          - id: x_high
+            type: sql
+            query: "-- ODCS placeholders\\n(SELECT count(*) FROM {object} WHERE {property} > 2.5)"
+            mustBeLessThan: 8
+      - {name: category, physicalName: cat, logicalType: string, customProperties: [{property: pii, value: false}]}
+"""
+
+
 def _spec(path: str, home, engine: str, out: str, reference: dict):
+    (home / "contract.yaml").write_text(CONTRACT)
     return parse_spec({
         "name": "engines", "source": {"path": path, "timestamp_column": "ts"},
         "window": {"size": "1 day", "start": (T0 + timedelta(days=3)).isoformat(),
                    "end": (T0 + timedelta(days=6)).isoformat()},
         "slices": ["region"], "features": ["x", "z", "cat", "score"], "reference": reference,
         "quality": {"task": "binary", "label": "label", "score": "score"},
-        "profile": {"engine": engine},
+        "profile": {"engine": engine}, "contract": {"path": str(home / "contract.yaml")},
         "output": {"path": str(home / out)}, "mlflow": {"tracking_uri": f"sqlite:///{home / 'ml.db'}"},
     })
 
@@ -92,6 +116,12 @@ def test_both_engines_write_the_same_result_rows(spark, table, tmp_path):
     results = {e: run_audit(spark, s, log_to_mlflow=False) for e, s in specs.items()}
     assert [f.kind for f in results["arrow"].findings] == [f.kind for f in results["spark"].findings]
     assert any(f.kind == "drift" for f in results["arrow"].findings)  # the shifted day is found by both
+    # the ODCS type: sql value queries ran once per window, {object} bound to its rows: only the shifted day
+    # (x drawn around 0.8 instead of 0) has 8 or more values above 2.5
+    for rule in ("few_high", "x_high"):
+        by_day = {v["window_start"].day: v for v in results["arrow"].violations if v["rule_id"] == rule}
+        assert sorted(by_day) == [5, 6, 7] and [by_day[d]["passed"] for d in (5, 6, 7)] == [True, True, False]
+        assert by_day[7]["rule"] == "sqlQuery" and "the query gave" in by_day[7]["message"]
     for name in TABLES:
         arrow, spark_rows = _rows(spark, specs["arrow"], name), _rows(spark, specs["spark"], name)
         assert arrow, f"{name}: no rows to compare"

@@ -13,15 +13,7 @@ Typical use::
     ]
 """
 
-from spark_audit.contract.compile import (
-    ContractPlan,
-    PlanRule,
-    check_dataframe,
-    compile_contract,
-    quote_name,
-    sample_bad_rows,
-    uniqueness_results,
-)
+from spark_audit.contract.compile import ContractPlan, PlanRule, compile_contract, quote_name
 from spark_audit.contract.infer import infer_contract
 from spark_audit.contract.logical_types import logical_type_of
 from spark_audit.contract.model import (
@@ -31,7 +23,9 @@ from spark_audit.contract.model import (
     SchemaObject,
     SpecialValue,
     Threshold,
+    Unrun,
 )
+from spark_audit.contract.passes import check_dataframe, sample_bad_rows, uniqueness_results
 from spark_audit.contract.reader import load_contract, loads_contract, parse_contract
 from spark_audit.contract.results import (
     BAD_ROWS_SCHEMA,
@@ -57,6 +51,7 @@ __all__ = [
     "SchemaObject",
     "SpecialValue",
     "Threshold",
+    "Unrun",
     "check_dataframe",
     "compile_contract",
     "infer_contract",

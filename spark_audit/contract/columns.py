@@ -152,13 +152,13 @@ class Site:
 
     @property
     def column(self) -> str | None:
-        return self.prop.name if self.prop is not None else None
+        return self.prop.column if self.prop is not None else None
 
     def field(self) -> StructField:
         assert self.prop is not None, "a table-level rule has no column of its own"
-        f = self.fields.get(self.prop.name)
+        f = self.fields.get(self.prop.column)
         if f is None:
-            raise Skip(f"column {self.prop.name!r} is missing from the table")
+            raise Skip(f"column {self.prop.column!r} is missing from the table")
         return f
 
     def col(self) -> Column:

@@ -10,8 +10,8 @@ failing rows, ``rowCount`` gives ``count(1)`` and ``freshness`` ``unix_micros(ma
 :meth:`ContractPlan.evaluate` turns one aggregated row into :class:`RuleResult` rows of the
 ``contract_violations`` table.
 
-Only uniqueness needs grouping work: :func:`uniqueness_results` is one extra
-grouped pass, run only when the contract marks something unique.
+Only uniqueness needs grouping work: ``spark_audit.contract.passes.uniqueness_results`` is one
+extra grouped pass, run only when the contract marks something unique (or has a primary key).
 
 Everything is DataFrame API and built-in SQL functions (Spark Connect safe). Column
 names are quoted with backticks and values passed with ``F.lit``; the only SQL text
@@ -41,16 +41,20 @@ import datetime as _dt
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 from pyspark.sql.window import Window
 
 from spark_audit.contract.columns import FieldLookup, Site, Skip, all_of
-from spark_audit.contract.logical_types import logical_type_of, logical_types_compatible, normalise_physical_type
+from spark_audit.contract.logical_types import (
+    logical_type_of,
+    logical_types_compatible,
+    names_spark_type,
+    normalise_physical_type,
+)
 from spark_audit.contract.model import ZERO_ROWS, DataContract, Property, SchemaObject, Threshold
 from spark_audit.contract.results import (
     BAD_ROWS_SCHEMA,
@@ -59,7 +63,6 @@ from spark_audit.contract.results import (
     GroupedRuleResult,
     PlanRule,
     RuleResult,
-    read_count,
     skipped,
     structural,
     worst_severity,
@@ -75,12 +78,9 @@ __all__ = [
     "GroupedRuleResult",
     "PlanRule",
     "RuleResult",
-    "check_dataframe",
     "compile_contract",
     "quote_name",
-    "sample_bad_rows",
     "tolerates_share",
-    "uniqueness_results",
     "worst_severity",
 ]
 
@@ -113,8 +113,8 @@ class ContractPlan:
         self._by_id = {r.rule_id: r for r in self.rules}
         lookup = FieldLookup(schema)
         # columns with a missingColumn or typeChange result: their rules that cannot run are not evaluated
-        self.broken_columns = frozenset(p.name.lower() for p in obj.properties
-                                        if _schema_problem(p, lookup.get(p.name)) is not None)
+        self.broken_columns = frozenset(p.column.lower() for p in obj.properties
+                                        if _schema_problem(p, lookup.get(p.column)) is not None)
 
     def not_evaluated(self, r: PlanRule) -> bool:
         """Whether ``r`` cannot run because of a column the schema results already report."""
@@ -129,6 +129,11 @@ class ContractPlan:
     @property
     def uniqueness_rules(self) -> tuple[PlanRule, ...]:
         return tuple(r for r in self.rules if r.measure == "duplicates")
+
+    @property
+    def value_rules(self) -> tuple[PlanRule, ...]:
+        """The ``type: sql`` queries that return a value: run per window (``contract.sql.value_results``)."""
+        return tuple(r for r in self.rules if r.measure == "value")
 
     @property
     def has_uniqueness(self) -> bool:
@@ -155,13 +160,13 @@ class ContractPlan:
         out: list[RuleResult] = []
         known: set[str] = set()
         for prop in self.object.properties:
-            f = lookup.get(prop.name)
+            f = lookup.get(prop.column)
             if f is not None:
                 known.add(f.name)
             problem = _schema_problem(prop, f)
             if problem is not None:
                 kind, expected, message = problem
-                out.append(structural(f"{prop.name}.{kind}", kind, prop.name, "error", expected, message))
+                out.append(structural(f"{prop.name}.{kind}", kind, prop.column, "error", expected, message))
         severity = self.object.unexpected_columns
         for f in schema.fields:
             if f.name not in known and f.name not in ignored and severity != "ignore":
@@ -232,21 +237,25 @@ def tolerates_share(t: Threshold | None) -> bool:
 
 
 def _schema_problem(prop: Property, f: StructField | None) -> tuple[str, str, str] | None:
-    """(kind, expected, message) when ``prop``'s column is missing or has another type; else None."""
+    """(kind, expected, message) when ``prop``'s column is missing or has another type; else None. A property
+    without a logicalType has no type to check; a physicalType that is not a Spark type name (``int4``,
+    ``uuid``: another system's) is recorded by the reader and not compared."""
+    named = prop.column if prop.column == prop.name else f"{prop.column} (property {prop.name})"
     if f is None:
-        return "missingColumn", "column present", f"column {prop.name!r} is missing from the table"
+        return "missingColumn", "column present", f"column {named!r} is missing from the table"
     actual = f.dataType.simpleString()
     problems = []
-    if not logical_types_compatible(prop.logical_type, actual):
+    if prop.logical_type is not None and not logical_types_compatible(prop.logical_type, actual):
         problems.append(f"logicalType {prop.logical_type} expected, the column is {actual} "
                         f"({logical_type_of(actual)})")
-    if prop.physical_type and normalise_physical_type(prop.physical_type) != normalise_physical_type(actual):
-        problems.append(f"physicalType {prop.physical_type} expected, the column is {actual}")
+    physical = prop.physical_type if prop.physical_type and names_spark_type(prop.physical_type) else None
+    if physical and normalise_physical_type(physical) != normalise_physical_type(actual):
+        problems.append(f"physicalType {physical} expected, the column is {actual}")
     if not problems:
         return None
-    expected = f"logicalType {prop.logical_type}" + (f", physicalType {prop.physical_type}" if prop.physical_type
-                                                      else "")
-    return "typeChange", expected, f"column {prop.name!r}: " + "; ".join(problems)
+    expected = ", ".join([*([f"logicalType {prop.logical_type}"] if prop.logical_type else []),
+                          *([f"physicalType {physical}"] if physical else [])])
+    return "typeChange", expected, f"column {named!r}: " + "; ".join(problems)
 
 
 # --------------------------------------------------------------------------- compile
@@ -272,14 +281,14 @@ def compile_contract(
     non-boolean sql query, freshness without a column).
     """
     obj = contract.schema_object(object_name)
-    builder = _Builder(contract, schema, prefix, timestamp_column)
+    builder = PlanBuilder(contract, schema, prefix, timestamp_column)
     for prop in obj.properties:
         builder.property(prop)
     builder.table(obj)
     return ContractPlan(contract, obj, schema, builder.rules, now=now)
 
 
-class _Builder:
+class PlanBuilder:
     def __init__(self, contract: DataContract, schema: StructType, prefix: str, timestamp_column: str | None):
         self.contract = contract
         self.schema = schema
@@ -322,7 +331,7 @@ class _Builder:
         alias = self._alias(rule_id)
         condition = expr = None
         keys: tuple[str, ...] = ()
-        skip = None
+        skip = query = None
         try:
             built = kind.build(site, arguments, path)
             if kind.measure == "duplicates":  # key columns, for the grouped pass
@@ -331,6 +340,8 @@ class _Builder:
                 if missing:
                     raise Skip(f"column(s) {', '.join(map(repr, missing))} missing from the table")
                 keys = tuple(self.fields.get(k).name for k in keys)  # type: ignore[union-attr]
+            elif kind.measure == "value":  # a query, run per window
+                query = built
             elif kind.measure == "count":  # a row condition
                 condition = built
                 expr = F.count_if(condition).alias(alias)
@@ -342,7 +353,7 @@ class _Builder:
         self.rules.append(PlanRule(
             rule_id=rule_id, kind=kind.name, column=column, severity=severity, threshold=threshold,
             measure=kind.measure, alias=alias, description=kind.describe(arguments), path=path,
-            condition=condition, expr=expr, key_columns=keys, skip_reason=skip,
+            condition=condition, expr=expr, key_columns=keys, skip_reason=skip, query=query,
         ))
 
     def property(self, prop: Property) -> None:
@@ -360,124 +371,28 @@ class _Builder:
         site = self.site(None)
         for q in obj.quality:
             self.add(RULES[q.metric], site, rule_id=self._id(q.id, f"{obj.name}.{q.metric}"), severity=q.severity,
-                     threshold=q.threshold, arguments=q.arguments, path=q.path)
+                     threshold=q.threshold, arguments=_physical(obj, q.arguments), path=q.path)
+        key = obj.primary_key()
+        if key:  # primaryKey: unique together (composite keys in primaryKeyPosition order) and never null
+            for p in key:
+                if not p.required:
+                    self.add(RULES["required"], self.site(p), rule_id=self._id(None, f"{p.name}.primaryKey.required"),
+                             severity=p.severity, threshold=ZERO_ROWS, arguments={}, path=f"{p.path}.primaryKey")
+            if len(key) > 1 or not key[0].unique:
+                self.add(RULES["duplicateValues"], site, rule_id=self._id(None, f"{obj.name}.primaryKey"),
+                         severity=key[0].severity, threshold=ZERO_ROWS,
+                         arguments={"properties": tuple(p.column for p in key)}, path=f"{key[0].path}.primaryKey")
 
 
-# --------------------------------------------------------------------------- extra passes
+def _physical(obj: SchemaObject, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A table rule's arguments with the properties they name as the table's columns (``physicalName``)."""
+    def column(name: str) -> str:
+        p = obj.property(name)
+        return p.column if p is not None else name
 
-
-def uniqueness_results(
-    df: DataFrame,
-    columns: ContractPlan | Sequence[str | Sequence[str]],
-    group_cols: Sequence[str] = (),
-    *,
-    severity: str = "error",
-) -> list[GroupedRuleResult]:
-    """Duplicate counts in one grouped pass, per group of ``group_cols``.
-
-    ``columns`` is a plan (its ``unique`` properties and ``duplicateValues`` rules)
-    or column names (a tuple of names is a composite key). The failing count is
-    non-null keys minus distinct non-null keys. Does nothing (no Spark job) when
-    there is no uniqueness rule.
-    """
-    plan = columns if isinstance(columns, ContractPlan) else None
-    if plan is not None:
-        rules = list(plan.uniqueness_rules)
-    else:
-        builder = _Builder(DataContract("v3.1.0", "adhoc", "0", "adhoc", ()), df.schema, "u__", None)
-        for item in columns:
-            keys = (item,) if isinstance(item, str) else tuple(item)
-            rid = builder._id(None, f"{'+'.join(keys)}.unique")
-            builder.add(RULES["duplicateValues"], builder.site(None), rule_id=rid, severity=severity,
-                        threshold=ZERO_ROWS, arguments={"properties": keys}, path="")
-        rules = builder.rules
-    if not rules:
-        return []
-    fields = FieldLookup(df.schema)
-    live = [r for r in rules if r.skip_reason is None and all(fields.get(k) is not None for k in r.key_columns)]
-    total_alias = "__spark_audit_rows__"
-    aggs = [F.count(F.lit(1)).alias(total_alias)]
-    for r in live:
-        keys = [_col(fields.get(k).name) for k in r.key_columns]  # type: ignore[union-attr]
-        aggs.append((F.count_if(all_of([k.isNotNull() for k in keys])) - F.count_distinct(*keys)).alias(r.alias))
-    grouped = df.groupBy(*[_col(g) for g in group_cols]) if group_cols else df.groupBy()
-    out: list[GroupedRuleResult] = []
-    for row in grouped.agg(*aggs).collect():
-        group = {g: row[i] for i, g in enumerate(group_cols)}
-        total = int(row[total_alias])
-        for r in rules:
-            if r in live:
-                out.append(GroupedRuleResult(group, read_count(r, row[r.alias], total, 0.0)))
-            else:
-                missing = r if r.skip_reason else replace(r, skip_reason="key column missing from the table")
-                out.append(GroupedRuleResult(group, skipped(missing, total,
-                                                             plan is not None and plan.not_evaluated(missing))))
+    out = dict(arguments)
+    if isinstance(out.get("property"), str):
+        out["property"] = column(out["property"])
+    if out.get("properties"):
+        out["properties"] = tuple(column(n) for n in out["properties"])
     return out
-
-
-def sample_bad_rows(
-    df: DataFrame,
-    plan: ContractPlan,
-    *,
-    limit_per_rule: int = 10,
-    mask_columns: Iterable[str] = (),
-    rules: Iterable[str | RuleResult] | None = None,
-) -> list[dict[str, Any]]:
-    """Up to ``limit_per_rule`` offending rows per rule, as BAD_ROWS_SCHEMA dicts.
-
-    ``rules`` are the rules to sample (ids, or results: passing ones are skipped);
-    by default every rule with a row-level condition. One limited query per rule.
-    Rows are JSON strings of all columns, ``mask_columns`` replaced by ``"***"``.
-    """
-    if limit_per_rule <= 0:
-        return []
-    if rules is None:
-        targets = [r.rule_id for r in plan.rules
-                   if r.skip_reason is None and (r.measure == "duplicates" or r.condition is not None)]
-    else:
-        targets = []
-        for item in rules:
-            if isinstance(item, RuleResult):
-                if item.passed is not False or item.rule_id not in plan._by_id:
-                    continue
-                targets.append(item.rule_id)
-            else:
-                targets.append(item)
-    masked = set(mask_columns)
-    row_json = F.to_json(F.struct(*[
-        (F.lit("***") if f.name in masked else _col(f.name)).alias(f.name) for f in df.schema.fields
-    ]), {"ignoreNullFields": "false"})
-    flag = "__spark_audit_bad__"
-    while flag in df.columns:
-        flag += "_"
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for rule_id in targets:
-        if rule_id in seen:
-            continue
-        seen.add(rule_id)
-        r = plan.rule(rule_id)
-        try:
-            cond = plan.failing_condition(rule_id)
-        except ValueError:
-            continue
-        rows = (df.withColumn(flag, cond).filter(F.col(flag)).select(row_json.alias("row_json"))
-                .limit(limit_per_rule).collect())
-        out.extend({"rule_id": r.rule_id, "column": r.column, "row_json": row["row_json"]} for row in rows)
-    return out
-
-
-def check_dataframe(df: DataFrame, plan: ContractPlan, *, ignore: Iterable[str] = ()) -> list[RuleResult]:
-    """Schema results, every rule on the whole DataFrame (one aggregation) and uniqueness.
-
-    A convenience for notebooks and tests; the audit runs ``plan.exprs`` in its own
-    grouped aggregation instead.
-    """
-    total_alias = "__spark_audit_rows__"
-    row = df.agg(F.count(F.lit(1)).alias(total_alias), *plan.exprs).first()
-    assert row is not None
-    data = row.asDict()
-    results = plan.schema_results(df.schema, ignore=ignore)
-    results += plan.evaluate(data, total_rows=int(data[total_alias]))
-    results += [g.result for g in uniqueness_results(df, plan)]
-    return results

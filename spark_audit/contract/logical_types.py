@@ -12,8 +12,8 @@ from typing import Any
 
 from spark_audit.timeutil import parse_time
 
-# The logical types spark-audit checks (ODCS also has ``time``, which no Spark type holds).
-LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp", "array", "object")
+# The ODCS logical types (``time`` is Spark 4.1+'s TimeType, ``time(6)``)
+LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp", "time", "array", "object")
 ORDERED_TYPES = ("integer", "number", "date", "timestamp")  # types with bounds
 VALUE_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")  # types with comparable values
 
@@ -66,9 +66,32 @@ def logical_types_compatible(expected: str, spark_type: str) -> bool:
     return False
 
 
+_SPARK_TYPE = re.compile(
+    r"(tinyint|smallint|int|bigint|byte|short|integer|long|float|double|real|boolean|bool|string|text|binary|date"
+    r"|timestamp|timestamp_ntz|timestamp_ltz|variant|void|decimal(\(\d+(,\d+)?\))?|(var)?char\(\d+\)"
+    r"|time(\(\d\))?|(array|map|struct)<.*>)")
+
+
+def names_spark_type(physical_type: str) -> bool:
+    """Whether a ``physicalType`` is a Spark type name (``bigint``, ``decimal(10,2)``, ``array<string>``);
+    ``int4``, ``numeric`` or ``uuid`` are another system's, recorded but not compared.
+
+    >>> names_spark_type("decimal(10, 2)"), names_spark_type("varchar(18)"), names_spark_type("int4")
+    (True, True, False)
+    """
+    return _SPARK_TYPE.fullmatch(re.sub(r"\s+", "", physical_type.strip().lower())) is not None
+
+
 def normalise_physical_type(spark_type: str) -> str:
-    """A Spark type name in one spelling (``long`` -> ``bigint``), for comparing physicalType."""
+    """A Spark type name in one spelling (``long`` -> ``bigint``, ``varchar(18)`` -> ``string``), for comparing
+    physicalType.
+
+    >>> normalise_physical_type("VARCHAR(18)"), normalise_physical_type("long")
+    ('string', 'bigint')
+    """
     t = re.sub(r"\s+", "", spark_type.strip().lower())
+    if re.fullmatch(r"(var)?char\(\d+\)", t):  # Spark reads CHAR/VARCHAR columns of Delta tables as strings
+        return "string"
     return _PHYSICAL_ALIASES.get(t, t)
 
 

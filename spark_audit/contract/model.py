@@ -129,11 +129,14 @@ class Property:
     """
 
     name: str
-    logical_type: str
+    logical_type: str | None  # None: not given (ODCS makes it optional); the type is then not checked
     path: str
     physical_type: str | None = None
+    physical_name: str | None = None  # the table's column, when it is not the logical name
     required: bool = False
     unique: bool = False
+    primary_key: bool = False  # with its position in a composite key (ODCS primaryKeyPosition)
+    primary_key_position: int | None = None
     description: str | None = None
     minimum: Any = None
     maximum: Any = None
@@ -148,6 +151,11 @@ class Property:
     max_inf_percent: float | None = None
     severity: str = "error"  # of the checks the property declares (quality rules have their own)
     quality: tuple[QualityRule, ...] = ()
+
+    @property
+    def column(self) -> str:
+        """The table's column: ``physicalName``, else the property's name."""
+        return self.physical_name or self.name
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,28 @@ class SchemaObject:
                 return p
         return None
 
+    def primary_key(self) -> tuple[Property, ...]:
+        """The properties of the primary key, in ``primaryKeyPosition`` order (then as listed)."""
+        keyed = [p for p in self.properties if p.primary_key]
+        return tuple(sorted(keyed, key=lambda p: (p.primary_key_position is None, p.primary_key_position or 0)))
+
+
+class NotRun(Exception):
+    """Raised while reading a valid contract for something spark-audit does not check: the reader lists it
+    (an :class:`Unrun`) and goes on."""
+
+
+@dataclass(frozen=True)
+class Unrun:
+    """Something a valid contract says that spark-audit does not check: where, what, and why."""
+
+    path: str
+    what: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.what} not checked ({self.reason})"
+
 
 @dataclass(frozen=True)
 class DataContract:
@@ -182,10 +212,13 @@ class DataContract:
     name: str | None = None
     description: str | None = None
     file: str | None = None
+    unrun: tuple[Unrun, ...] = ()  # listed once per audit (an info finding) and by validate
 
     def schema_object(self, name: str | None = None) -> SchemaObject:
         """The schema object called ``name``; the only one when ``name`` is None."""
         if name is None:
+            if not self.schema:  # a contract of servers, roles or SLAs: an object with nothing to check
+                return SchemaObject(self.name or self.id, "schema", unexpected_columns="ignore")
             if len(self.schema) == 1:
                 return self.schema[0]
             names = [o.name for o in self.schema]

@@ -65,8 +65,21 @@ from types import MappingProxyType
 from typing import Any
 
 from spark_audit.contract import odcs
-from spark_audit.contract.logical_types import LOGICAL_TYPES
-from spark_audit.contract.model import OPERATORS, DataContract, Property, QualityRule, SchemaObject, Threshold
+from spark_audit.contract.logical_types import (
+    LOGICAL_TYPES,
+    logical_type_of,
+    names_spark_type,
+)
+from spark_audit.contract.model import (
+    OPERATORS,
+    DataContract,
+    NotRun,
+    Property,
+    QualityRule,
+    SchemaObject,
+    Threshold,
+    Unrun,
+)
 from spark_audit.contract.rules import (
     RULES,
     SEVERITY_OPTION,
@@ -75,6 +88,7 @@ from spark_audit.contract.rules import (
     option_names,
     quality_kinds,
 )
+from spark_audit.contract.sql import is_value_query
 from spark_audit.contract.values import ValueReader
 from spark_audit.findings import SEVERITIES
 from spark_audit.yamlread import join as _join
@@ -84,7 +98,18 @@ __all__ = ["ENGINE", "Reader", "load_contract", "loads_contract", "parse_contrac
 
 ENGINE = "spark-audit"  # the engine of the type: custom rules this package runs
 _DESCRIPTIVE_OPTIONS = ("format", "timezone", "defaultTimezone")  # logicalTypeOptions read by nobody
+UNREAD_TYPES = (None, "time")  # logical types whose option and argument values spark-audit does not read
 _NESTED = ("properties", "items")  # nested structure under a property: not supported
+
+
+def _rule_name(item: Any) -> str:
+    """How a quality rule is named in the list of what is not run: its id, else its type and metric."""
+    if not isinstance(item, Mapping):
+        return "a quality rule"
+    if item.get("id"):
+        return f"rule {item['id']}"
+    return f"a {item.get('type', 'library')} rule" + (f" ({item['metric']})" if item.get("metric") else "") + \
+        (f" of engine {item['engine']}" if item.get("engine") else "")
 
 
 def load_contract(path: str | Path) -> DataContract:
@@ -109,6 +134,11 @@ class Reader(ValueReader):
         super().__init__(file)
         self.explicit_ids: dict[str, str] = {}
         self.doc: Any = None
+        self.unrun: list[Unrun] = []  # what the contract says and spark-audit does not check
+        self.foreign_types: list[tuple[str, str]] = []  # physicalTypes of another system: (path, type)
+
+    def not_run(self, path: str, what: str, reason: str) -> None:
+        self.unrun.append(Unrun(path, what, reason))
 
     # ---- contract
     def contract(self, data: Any) -> DataContract:
@@ -124,9 +154,9 @@ class Reader(ValueReader):
         cid = self.string(m, "id", "", required=True)
         version = self.string(m, "version", "", required=True)
         status = self.string(m, "status", "", required=True)
-        items = self.seq(m.get("schema"), "schema", "a list of schema objects")
-        if not items:
-            raise self.fail("schema", "expected at least one schema object")
+        items = self.seq(m.get("schema") or [], "schema", "a list of schema objects")
+        if not items:  # a contract of servers, roles or SLAs only: valid, with no table to check
+            self.not_run("schema", "the schema", "the contract describes no table: nothing to check")
         objects = tuple(self.schema_object(o, _join("schema", i)) for i, o in enumerate(items))
         seen: set[str] = set()
         for i, obj in enumerate(objects):
@@ -136,8 +166,19 @@ class Reader(ValueReader):
         return DataContract(
             api_version=api, kind=m["kind"], id=cid or "", version=version or "", status=status or "",
             name=self.string(m, "name", ""), description=self.description(m.get("description"), "description"),
-            schema=objects, file=self.file,
+            schema=objects, file=self.file, unrun=tuple(self.unrun) + self.foreign_type_note(),
         )
+
+    def foreign_type_note(self) -> tuple[Unrun, ...]:
+        """One entry for every physicalType that is not a Spark type name (a Postgres contract has one per
+        column): recorded, not compared, and listed once."""
+        if not self.foreign_types:
+            return ()
+        kinds = sorted({t for _, t in self.foreign_types})
+        shown = ", ".join(kinds[:6]) + (f" and {len(kinds) - 6} more" if len(kinds) > 6 else "")
+        return (Unrun(self.foreign_types[0][0], f"the physicalType of {len(self.foreign_types)} propert"
+                      f"{'y' if len(self.foreign_types) == 1 else 'ies'} ({shown})",
+                      "not Spark type names: recorded, not compared with the columns' types"),)
 
     def hint(self, problem: odcs.Problem) -> str:
         """Advice for a schema problem that has a known cause."""
@@ -177,9 +218,11 @@ class Reader(ValueReader):
         name = self.string(m, "name", path, required=True)
         assert name is not None
         props_path = _join(path, "properties")
+        if not m.get("properties"):
+            self.not_run(props_path, f"the properties of {name!r}", "none are given: no column to check")
         props = tuple(
             self.property(p, _join(props_path, i))
-            for i, p in enumerate(self.seq(m.get("properties"), props_path, "a list of properties"))
+            for i, p in enumerate(self.seq(m.get("properties") or [], props_path, "a list of properties"))
         )
         seen: set[str] = set()
         for i, p in enumerate(props):
@@ -210,12 +253,17 @@ class Reader(ValueReader):
     def property(self, value: Any, path: str) -> Property:
         m = self.mapping(value, path, "a property (a mapping)")
         name = self.string(m, "name", path, required=True)
-        ltype = self.string(m, "logicalType", path, required=True, choices=LOGICAL_TYPES)
-        assert name is not None and ltype is not None
+        assert name is not None
+        physical_type = self.string(m, "physicalType", path)
+        ltype = self.string(m, "logicalType", path, choices=LOGICAL_TYPES)
+        if physical_type and not names_spark_type(physical_type):
+            self.foreign_types.append((_join(path, "physicalType"), physical_type))
+        elif ltype is None and physical_type and logical_type_of(physical_type) in LOGICAL_TYPES:
+            ltype = logical_type_of(physical_type)  # ODCS makes logicalType optional: a Spark physicalType says it
         for key in _NESTED:
             if key in m:
-                raise self.fail(_join(path, key), "nested properties are not supported; describe top-level "
-                                                  "columns only")
+                self.not_run(_join(path, key), f"the nested properties of {name!r}",
+                             "the leaves of structs and arrays are not checked yet; the column itself is")
         opts = self.options(m, path)
         severity = "error"
         if SEVERITY_OPTION in opts:
@@ -227,11 +275,20 @@ class Reader(ValueReader):
         for kind in RULES.values():
             given = {o: opts[o] for o in kind.options if o in opts}
             if given and kind.read_options is not None:
+                if ltype in UNREAD_TYPES:  # the options' values are read as the declared type: there is none
+                    for o, (_, op) in given.items():
+                        self.not_run(op, f"{o} of {name!r}", "the property has no logicalType to read it as"
+                                     if ltype is None else f"spark-audit reads no values of logicalType {ltype}")
+                    continue
                 fields.update(kind.read_options(self, given, ltype))
         quality = self.quality_list(m.get("quality"), _join(path, "quality"), level="property", prop=(name, ltype))
+        position = m.get("primaryKeyPosition")
         return Property(
-            name=name, logical_type=ltype, path=path, physical_type=self.string(m, "physicalType", path),
+            name=name, logical_type=ltype, path=path, physical_type=physical_type,
+            physical_name=self.string(m, "physicalName", path),
             required=m.get("required") is True, unique=m.get("unique") is True,
+            primary_key=m.get("primaryKey") is True,
+            primary_key_position=position if isinstance(position, int) and position >= 0 else None,
             description=m.get("description") if isinstance(m.get("description"), str) else None,
             severity=severity, quality=quality, **fields,
         )
@@ -245,20 +302,20 @@ class Reader(ValueReader):
             if key in _DESCRIPTIVE_OPTIONS or v is None:
                 continue
             if key not in known:  # e.g. multipleOf, minItems: ODCS constraints spark-audit does not check
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.fail(_join(lto_path, key), f"spark-audit does not check {key}{hint}; it reads "
-                                                      f"{', '.join(known)}")
+                self.not_run(_join(lto_path, key), f"logicalTypeOptions.{key}",
+                             f"spark-audit checks {', '.join(known)}")
+                continue
             opts[key] = (v, _join(lto_path, key))
         allowed = custom_property_names()
         for i, item in enumerate(m.get("customProperties") or []):
             ip = _join(_join(path, "customProperties"), i)
             prop_name = item["property"]
-            if prop_name not in allowed:
-                close = difflib.get_close_matches(str(prop_name), allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.fail(_join(ip, "property"), f"unknown custom property {prop_name!r}{hint}; "
-                                                        f"allowed: {', '.join(allowed)}")
+            if prop_name not in allowed:  # ODCS custom properties are free-form (pii, tags, ...): kept as data
+                close = difflib.get_close_matches(str(prop_name), allowed, n=1, cutoff=0.85)
+                if close:  # most likely a misspelt spark-audit option: say so rather than drop it unseen
+                    self.not_run(_join(ip, "property"), f"custom property {prop_name!r}",
+                                 f"not a spark-audit option; did you mean {close[0]!r}?")
+                continue
             if prop_name in opts:
                 raise self.fail(_join(ip, "property"), f"{prop_name} is already set at {opts[prop_name][1]}")
             opts[prop_name] = (item["value"], _join(ip, "value"))
@@ -266,16 +323,21 @@ class Reader(ValueReader):
 
     # ---- quality
     def quality_list(self, value: Any, path: str, *, level: str,
-                     prop: tuple[str, str] | None) -> tuple[QualityRule, ...]:
+                     prop: tuple[str, str | None] | None) -> tuple[QualityRule, ...]:
         rules = []
         for i, item in enumerate(value or []):
-            rule = self.quality(item, _join(path, i), level=level, prop=prop)
+            at = _join(path, i)
+            try:
+                rule = self.quality(item, at, level=level, prop=prop)
+            except NotRun as why:
+                self.not_run(at, _rule_name(item), str(why))
+                continue
             if rule is not None:
                 rules.append(rule)
         return tuple(rules)
 
     def quality(self, m: Mapping[str, Any], path: str, *, level: str,
-                prop: tuple[str, str] | None) -> QualityRule | None:
+                prop: tuple[str, str | None] | None) -> QualityRule | None:
         qtype = m.get("type", "library")
         rid = self.string(m, "id", path)
         if rid is not None:
@@ -286,8 +348,8 @@ class Reader(ValueReader):
             return None
         if qtype == "custom":  # a spark-audit extension: {metric, arguments, operator} under implementation
             if m["engine"] != ENGINE:
-                raise self.fail(_join(path, "engine"), f"engine {m['engine']!r} is not run by spark-audit; its "
-                                                       f"extensions are type: custom rules of engine: {ENGINE}")
+                raise NotRun(f"a rule of engine {m['engine']}; spark-audit runs type: custom rules of engine: "
+                             f"{ENGINE} only")
             spec_path = _join(path, "implementation")
             spec = self.mapping(m["implementation"], spec_path, f"a mapping {{metric, arguments, <operator>}} "
                                                                 f"(the implementation of engine {ENGINE})")
@@ -297,7 +359,11 @@ class Reader(ValueReader):
         if "rule" in spec:
             raise self.fail(_join(path, "rule"), "rule is the ODCS 3.0 name of metric: give metric only")
         kind = self.kind(qtype, spec, spec_path, level)
-        ltype = prop[1] if prop else "string"
+        if prop and prop[1] in UNREAD_TYPES and kind.read_arguments is not None and kind.quality != "sql" \
+                and spec.get("arguments"):
+            raise NotRun(f"its arguments are read as the property's logicalType, and {prop[0]!r} has none"
+                         if prop[1] is None else f"spark-audit reads no values of logicalType {prop[1]}")
+        ltype = (prop[1] if prop else None) or "string"
         if kind.quality == "sql":
             arguments = kind.read_arguments(self, {"query": spec.get("query")}, spec_path, level, ltype) \
                 if kind.read_arguments else {}
@@ -324,7 +390,8 @@ class Reader(ValueReader):
         if qtype == "sql":
             if "sql" not in allowed:
                 raise self.fail(_join(path, "type"), f"type sql is not supported at {level} level")
-            return RULES["sql"]
+            query = spec.get("query")
+            return RULES["sqlQuery" if isinstance(query, str) and is_value_query(query) else "sql"]
         metric = spec.get("metric")
         key = _join(path, "metric")
         if metric is None:

@@ -132,6 +132,20 @@ def read_freshness(r: PlanRule, value: Any, total: int, now_s: float) -> RuleRes
     return result(r, 0 if passed else 1, total, passed, msg, 0.0 if passed else 1.0)
 
 
+def read_value(r: PlanRule, value: Any, total: int, now_s: float = 0.0) -> RuleResult:
+    """A query's value against the rule's operator."""
+    if value is None:
+        return result(r, 1, total, False, f"the query gave no value; expected {r.threshold_text}", 1.0)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return result(r, 1, total, False, f"the query gave {value!r}, not a number; expected {r.threshold_text}",
+                      1.0)
+    passed = r.threshold.check(v)
+    msg = f"the query gave {value}" + ("" if passed else f"; expected {r.threshold_text}")
+    return result(r, 0 if passed else 1, total, passed, msg, 0.0 if passed else 1.0)
+
+
 @dataclass(frozen=True)
 class Measure:
     """What a compiled rule's value is.
@@ -157,6 +171,8 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("freshness", lambda t: "age", max, read_freshness, units=tuple(TIME_UNITS)),
     # non-null keys minus distinct keys, in a separate grouped pass (uniqueness_results)
     Measure("duplicates", lambda t: "duplicate %" if t.unit == "percent" else "duplicate rows", None, read_count),
+    # the one value of a type: sql query, run per window (spark_audit.contract.sql.value_results)
+    Measure("value", lambda t: "query value", None, read_value),
 )}
 
 
@@ -182,6 +198,7 @@ class PlanRule:
     expr: Column | None = None
     key_columns: tuple[str, ...] = ()
     skip_reason: str | None = None
+    query: str | None = None  # a value query (measure ``value``), {object} still to bind
 
     @property
     def threshold_text(self) -> str:

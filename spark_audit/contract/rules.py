@@ -28,29 +28,26 @@ built-in SQL functions (Spark Connect safe); values go in as typed literals.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from pyspark.errors import AnalysisException, ParseException
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BooleanType,
     DoubleType,
     FloatType,
     NumericType,
 )
 
+from spark_audit.contract import sql
 from spark_audit.contract.columns import (
     TIME_TYPES,
     Site,
     Skip,
     any_of,
     as_string,
-    first_line,
     fmt,
     is_inf,
     lit,
@@ -361,39 +358,6 @@ def _read_duplicates(reader: ValueReader, args: Mapping[str, Any], path: str, le
     return {"properties": tuple(cols)}
 
 
-def _read_query(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
-    query = reader.string(args, "query", path, required=True)
-    assert query is not None
-    if re.match(r"\s*(select|with)\b", query, re.IGNORECASE):
-        raise reader.fail(f"{path}.query", "expected a boolean row expression (e.g. 'age >= 18 OR plan = ''kids'''), "
-                                           "not a SELECT query; rows where it is false or null count as failing")
-    return {"query": query}
-
-
-def _build_sql(site: Site, a: Mapping[str, Any], path: str) -> Column:
-    """``NOT coalesce(query, false)``; checked against the schema when a session is active."""
-    if site.prop is not None:
-        site.field()  # a property's rule needs its column
-    key = f"{path}.query"
-    try:
-        e = F.expr(a["query"])
-    except ParseException as exc:
-        raise SpecError(f"query does not parse: {first_line(exc)}", file=site.file, key=key) from None
-    spark = SparkSession.getActiveSession()
-    if spark is not None:
-        empty = spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in site.schema.fields])
-        try:
-            dt = empty.select(e.alias("ok")).schema["ok"].dataType
-        except ParseException as exc:
-            raise SpecError(f"query does not parse: {first_line(exc)}", file=site.file, key=key) from None
-        except AnalysisException as exc:
-            raise Skip(f"query cannot run on this table: {first_line(exc)}") from None
-        if not isinstance(dt, BooleanType):
-            raise SpecError(f"query must be a boolean row expression; it gives {dt.simpleString()}",
-                            file=site.file, key=key)
-    return ~F.coalesce(e, F.lit(False))
-
-
 def _read_freshness(reader: ValueReader, args: Mapping[str, Any], path: str, level: str, ltype: str) -> dict[str, Any]:
     col = reader.string(args, "property", path)
     return {"property": col} if col is not None else {}
@@ -472,8 +436,12 @@ for _kind in (
              _build_invalid, quality="library", arguments=("validValues", "pattern", "minimum", "maximum"),
              read_arguments=_read_invalid),
     RuleKind("sql", "quality: type sql: query is a Spark SQL boolean row expression; rows where it is false or "
-             "null fail", "count", lambda a: f"`{a['query']}` false or null", _build_sql, levels=LEVELS,
-             quality="sql", arguments=("query",), read_arguments=_read_query),
+             "null fail", "count", lambda a: f"`{a['query']}` false or null", sql.build_row_rule, levels=LEVELS,
+             quality="sql", arguments=("query",), read_arguments=sql.read_row_rule),
+    RuleKind("sqlQuery", "quality: type sql: query is a SELECT returning one value ({object}: the window's rows, "
+             "{property}: the column), compared with the operator; one query per window", "value",
+             lambda a: "the query's value", sql.build_value_rule, levels=LEVELS, quality="sql",
+             arguments=("query",), read_arguments=sql.read_value_rule),
     RuleKind("rowCount", "quality: metric rowCount (table)", "rowCount", lambda a: "rows",
              lambda site, a, path: F.count(F.lit(1)), levels=("table",), quality="library"),
     RuleKind("freshness", "quality: type custom, engine spark-audit, implementation.metric freshness: the age of "

@@ -15,7 +15,9 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from spark_audit import store
-from spark_audit.contract.compile import ContractPlan, sample_bad_rows, tolerates_share, uniqueness_results
+from spark_audit.contract.compile import ContractPlan, tolerates_share
+from spark_audit.contract.passes import sample_bad_rows, uniqueness_results
+from spark_audit.contract.sql import value_results
 from spark_audit.findings import Finding
 from spark_audit.profile.profiler import MODEL_VERSION, W_START, Grouping, GroupResult, with_group_columns
 from spark_audit.profile.state import GroupKey
@@ -48,6 +50,8 @@ def check_contract(df: DataFrame, spec: AuditSpec, plan: ContractPlan, grouping:
     """Contract results per group from the shared scan; uniqueness and bad-row samples as extra passes."""
     assert spec.contract is not None
     out = ContractOutcome()
+    # what the contract says and spark-audit does not check: said once per audit, never silently dropped
+    out.findings += [Finding("info", "contract", f"not checked: {u.describe()}") for u in plan.contract.unrun]
     per_group: list[tuple[GroupKey | None, Any]] = [(None, r) for r in plan.schema_results(df.schema)]
     unique: dict[tuple, list] = {}
     if plan.has_uniqueness:
@@ -58,6 +62,10 @@ def check_contract(df: DataFrame, spec: AuditSpec, plan: ContractPlan, grouping:
         rules = plan.evaluate(g.states[NAMESPACE], total_rows=g.profile.row_count, now=now)
         if g.key.slice is None:
             rules += unique.get((g.key.window_start, g.key.model_version), [])
+            if plan.value_rules:  # the window's rows as {object}: one job for all of its value queries
+                rows = group_rows(df, g.key, timestamp_column=spec.source.timestamp_column,
+                                  version_column=spec.model.version_column)
+                rules += value_results(rows, plan.value_rules, g.profile.row_count, plan.not_evaluated)
         per_group += [(g.key, r) for r in rules]
     sampled = 0
     key_rows = {g.key: g.profile.row_count for g in groups}
