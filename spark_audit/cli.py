@@ -36,8 +36,9 @@ def _spec(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.format == "json" and args.command not in JSON_COMMANDS:
-        parser.error(f"--format json is not available for {args.command!r} yet "
+    command = args.command + (f" {args.contract_command}" if args.command == "contract" else "")
+    if args.format == "json" and command not in JSON_COMMANDS:
+        parser.error(f"--format json is not available for {command!r} yet "
                      f"(it is for: {', '.join(JSON_COMMANDS)})")
     with _verbosity(args.verbose):
         try:
@@ -117,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, progress)
+    if args.command == "contract" and args.contract_command == "validate":
+        return _contract_validate(args)
     if args.command == "contract" and args.contract_command == "check":
         return _contract_check(args, progress)
     if args.command == "incident":
@@ -308,6 +311,25 @@ def _contract_infer(args: argparse.Namespace, spark, spec, progress) -> int:
         print(f"contract written to {args.output}")
     else:
         print(header + text)
+    return 0
+
+
+def _contract_validate(args: argparse.Namespace) -> int:
+    """``contract validate``: the official schema, then spark-audit's reading; no Spark. An invalid contract
+    raises SpecError (exit 2, ``{"ok": false, "error"}`` with ``--format json``)."""
+    from spark_audit.contract import load_contract
+
+    c = load_contract(args.contract)
+    objects = [{"name": o.name, "properties": len(o.properties), "rules": len(o.quality)
+                + sum(len(p.quality) for p in o.properties)} for o in c.schema]
+    if args.format == "json":
+        _print_json({"contract": args.contract, "ok": True, "id": c.id, "version": c.version, "objects": objects,
+                     "not_checked": [{"path": u.path, "what": u.what, "reason": u.reason} for u in c.unrun]})
+        return 0
+    print(f"{args.contract}: ok (contract {c.id} {c.version}; " + ", ".join(
+        f"{o['name']}: {o['properties']} properties, {o['rules']} quality rules" for o in objects) + ")")
+    for u in c.unrun:
+        print(f"  not checked: {u.describe()}")
     return 0
 
 

@@ -15,7 +15,7 @@ from spark_audit.timeutil import parse_time
 
 FORMATS = ("text", "json")
 # commands whose output --format json turns into one JSON document on stdout
-JSON_COMMANDS = ("validate", "audit", "compare", "gate", "incident")
+JSON_COMMANDS = ("validate", "audit", "compare", "gate", "incident", "contract validate")
 DESCRIPTION = ("Audit ML feature and prediction tables on Spark and Delta: profiles, data contracts, drift and\n"
                "decay against reference profiles kept in MLflow, incidents that open and resolve, release gates.\n"
                "Each command's --help says what it does and what its exit code means.")
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     ki.add_argument("-o", "--output", help="write the YAML here (default: stdout)")
     ki.add_argument("--tolerance", type=float, default=0.1,
                     help="relative widening of observed null/NaN/inf percentages and string lengths")
+    kv = ksub.add_parser("validate", help="check a contract against the official ODCS schema and say what spark-audit "
+                                          "does not check in it (no Spark); exit 2 when it is invalid")
+    kv.add_argument("contract", help="a data contract (ODCS v3 YAML)")
     kc = ksub.add_parser("check", help="check a Delta table against a contract; exit 1 on error/critical")
     kc.add_argument("contract", help="a data contract (ODCS v3 YAML)")
     kg = kc.add_mutually_exclusive_group(required=True)

@@ -127,6 +127,8 @@ def test_weekend_windows_against_same_phase_windows_alarm_at_the_nominal_rate():
             raised += _raised(base, cur, noise.for_baseline(w))
             whole_raised += weekend and _old_rule(whole, cur, cols)
             trials += 1
+    print(f"\nweekends vs same phase: evidence p<0.05 {p_small / trials:.3f}, raised {raised / trials:.3f}, "
+          f"against the whole reference {whole_raised / (trials * 2 / 7):.3f} (nominal 0.05)")
     assert 0.025 <= p_small / trials <= 0.10, p_small / trials
     assert raised / trials <= 0.05
     assert whole_raised / (trials * 2 / 7) > 0.5  # weekends against the whole reference: the defect
@@ -172,6 +174,8 @@ def test_a_window_ten_times_the_reference_windows_keeps_its_nominal_rate():
             trials += 1
     assert old_small / trials > 0.4  # the multiplicative factor: the defect
     assert new_small < old_small * 0.8
+    print(f"\n10x window: multiplicative {old_small / trials:.3f}, new {new_small / trials:.3f}, "
+          f"tail {tail_small / trials:.3f}, beyond band {beyond / trials:.3f}, raised {raised} (nominal 0.05)")
     assert tail_small / trials <= 0.10, tail_small / trials
     assert 0.02 <= beyond / trials <= 0.10, beyond / trials  # the band, at its nominal 5 %
     assert raised == 0
@@ -193,6 +197,7 @@ def test_independent_days_keep_their_power():
         old += evidence_p(ref, cur, noise.phi, noise.phi_ks) < 0.05
         new += evidence_p(ref, cur, noise.overdispersion("chi2", cur.count, ref.count),
                           noise.overdispersion("ks", cur.count, ref.count)) < 0.05
+    print(f"\nindependent days power: new {new}, old {old}")
     assert new >= old - 2 and new >= 30
 
 
@@ -246,6 +251,7 @@ def test_rates_at_3_percent_positives_alarm_at_the_nominal_rate(m):
                 continue
             small += _rate_p(m, cur, base) < 0.05
             trials += 1
+    print(f"\n{m} at 3% positives: p<0.05 rate {small / trials:.3f} (nominal 0.05)")
     assert 0.025 <= small / trials <= 0.10, small / trials
 
 
@@ -269,6 +275,8 @@ def test_f1_with_a_handful_of_true_positives_alarms_at_the_nominal_rate_where_th
             zero_tp += c["tp"] == 0
             trials += 1
     assert zero_tp > 0.05 * trials  # the case happens
+    print(f"\nf1 handful of TPs: new {new / trials:.3f}, old z-test {old / trials:.3f}, "
+          f"zero-TP share {zero_tp / trials:.3f}")
     assert 0.02 <= new / trials <= 0.10, new / trials
     assert old / trials > new / trials  # the old z-test fired more
 
@@ -282,6 +290,7 @@ def test_a_real_recall_drop_on_a_rare_class_is_found():
             base[k] += v
     hits = sum(_rate_p("recall", confusion(rng, 5000, prevalence=0.03, tpr=0.3, fpr=0.02), base) < 0.01
                for _ in range(30))
+    print(f"\nrare-class recall drop: {hits} hits")
     assert hits >= 28
 
 

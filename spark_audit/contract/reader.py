@@ -348,8 +348,7 @@ class Reader(ValueReader):
             return None
         if qtype == "custom":  # a spark-audit extension: {metric, arguments, operator} under implementation
             if m["engine"] != ENGINE:
-                raise NotRun(f"a rule of engine {m['engine']}; spark-audit runs type: custom rules of engine: "
-                             f"{ENGINE} only")
+                raise NotRun(f"spark-audit runs the type: custom rules of engine {ENGINE} only")
             spec_path = _join(path, "implementation")
             spec = self.mapping(m["implementation"], spec_path, f"a mapping {{metric, arguments, <operator>}} "
                                                                 f"(the implementation of engine {ENGINE})")
