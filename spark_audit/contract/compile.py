@@ -240,9 +240,9 @@ def _schema_problem(prop: Property, f: StructField | None) -> tuple[str, str, st
     """(kind, expected, message) when ``prop``'s column is missing or has another type; else None. A property
     without a logicalType has no type to check; a physicalType that is not a Spark type name (``int4``,
     ``uuid``: another system's) is recorded by the reader and not compared."""
-    named = prop.column if prop.column == prop.name else f"{prop.column} (property {prop.name})"
+    named = repr(prop.column) + ("" if prop.column == prop.name else f" (property {prop.name})")
     if f is None:
-        return "missingColumn", "column present", f"column {named!r} is missing from the table"
+        return "missingColumn", "column present", f"column {named} is missing from the table"
     actual = f.dataType.simpleString()
     problems = []
     if prop.logical_type is not None and not logical_types_compatible(prop.logical_type, actual):
@@ -255,7 +255,7 @@ def _schema_problem(prop: Property, f: StructField | None) -> tuple[str, str, st
         return None
     expected = ", ".join([*([f"logicalType {prop.logical_type}"] if prop.logical_type else []),
                           *([f"physicalType {physical}"] if physical else [])])
-    return "typeChange", expected, f"column {named!r}: " + "; ".join(problems)
+    return "typeChange", expected, f"column {named}: " + "; ".join(problems)
 
 
 # --------------------------------------------------------------------------- compile
